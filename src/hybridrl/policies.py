@@ -6,8 +6,8 @@ A policy maps a batch of observations to a batch of actions::
 
 Kinds shipped here:
 - `RandomPolicy`: uniform over the action space.
-- `CallablePolicy`: wraps a user's function ``fn(obs) -> action`` (one observation at a time
-  or batched, detected once).
+- `CallablePolicy`: wraps a user's function ``fn(obs) -> action`` (one observation at a time,
+  or batched).
 - `MLPPolicy`: a saved hybridrl policy (``.npz``): an MLP with a deterministic tanh head or a
   tanh-Gaussian head, optional observation normalization, actions rescaled to the space's
   bounds. Agents export to this format, so a trained policy is usable without its agent code.
@@ -68,22 +68,16 @@ class RandomPolicy:
 
 @dataclass
 class CallablePolicy:
-    """A user's function as a policy. ``batched=None`` detects the calling convention."""
+    """A user's function as a policy: ``fn(obs) -> action`` for one observation, or
+    ``fn(batch) -> batch of actions`` when ``batched=True``."""
 
     fn: Callable[[np.ndarray], Any]
     name: str = "callable"
-    batched: bool | None = None
+    batched: bool = False
 
     def act(
         self, observations: np.ndarray, *, deterministic: bool, rng: np.random.Generator
     ) -> np.ndarray:
-        if self.batched is None:
-            out = np.asarray(self.fn(observations))
-            self.batched = out.ndim > 0 and out.shape[0] == observations.shape[0] and (
-                observations.shape[0] > 1 or out.ndim > 1
-            )
-            if self.batched:
-                return out
         if self.batched:
             return np.asarray(self.fn(observations))
         return np.stack([np.asarray(self.fn(o)) for o in observations])
