@@ -180,7 +180,7 @@ class Dataset:
         """Rewards become ``scale * r + shift`` (e.g. IQL's AntMaze ``shift=-1``)."""
         t = self.transitions
         rewards = (np.asarray(t.rewards, np.float64) * scale + shift).astype(np.float32)
-        prov = _derived(self, "reward_transform", {"scale": scale, "shift": shift})
+        prov = derived_provenance(self, "reward_transform", {"scale": scale, "shift": shift})
         return Dataset(t.replace(rewards=rewards), replace(self.metadata, provenance=prov))
 
     def filter_top_episodes(self, fraction: float) -> Dataset:
@@ -195,7 +195,7 @@ class Dataset:
         keep = max(1, int(round(fraction * len(slices))))
         order = np.argsort(-returns, kind="stable")[:keep]
         idx = np.concatenate([np.arange(slices[i].start, slices[i].stop) for i in sorted(order)])
-        prov = _derived(
+        prov = derived_provenance(
             self, "filter_top_episodes", {"fraction": fraction, "episodes_kept": int(keep)}
         )
         sub = self.transitions.take(idx)
@@ -237,7 +237,7 @@ class Dataset:
         t = self.transitions
         obs = ((np.asarray(t.observations) - mean) / std).astype(np.float32)
         nxt = ((np.asarray(t.next_observations) - mean) / std).astype(np.float32)
-        prov = _derived(self, "normalize_observations", {})
+        prov = derived_provenance(self, "normalize_observations", {})
         prov["obs_mean"], prov["obs_std"] = mean.tolist(), std.tolist()
         space = SpaceSpec.box_from_data(obs)
         meta = replace(self.metadata, provenance=prov, observation_space=space)
@@ -358,7 +358,8 @@ def _parent(ds: Dataset) -> dict[str, Any]:
     return {"name": ds.metadata.name, "source": ds.metadata.source, "hash": ds.content_hash()}
 
 
-def _derived(ds: Dataset, op: str, args: dict[str, Any]) -> dict[str, Any]:
+def derived_provenance(ds: Dataset, op: str, args: dict[str, Any]) -> dict[str, Any]:
+    """``ds``'s provenance with ``{"op": op, **args}`` appended to its ``transforms`` list."""
     prov = dict(ds.metadata.provenance)
     ops = list(prov.get("transforms", []))
     ops.append({"op": op, **args})

@@ -57,11 +57,14 @@ def save_npz(ds: Dataset, path: str | os.PathLike[str], *, compress: bool = True
     return path
 
 
-def load_npz(path: str | os.PathLike[str], *, verify_hash: bool = True) -> Dataset:
+def load_npz(
+    path: str | os.PathLike[str], *, verify_hash: bool = True, check_spaces: bool = True
+) -> Dataset:
     """Read a dataset written by `save_npz` (or any npz with the core fields).
 
     An npz without ``__metadata__`` is accepted if it has the core fields; its spaces are then
-    unbounded boxes taken from the arrays and ``source`` is ``npz``.
+    unbounded boxes taken from the arrays and ``source`` is ``npz``. ``check_spaces=False``
+    accepts actions outside the stored bounds (e.g. a corruption study without clipping).
     """
     p = str(path)
     if not os.path.exists(p):
@@ -108,7 +111,7 @@ def load_npz(path: str | os.PathLike[str], *, verify_hash: bool = True) -> Datas
             raise DatasetError(f"is not valid JSON: {exc}", path=p, field="__metadata__") from exc
         meta = DatasetMetadata.from_json(meta_json, path=p)
         stored_hash = meta_json.get("hash")
-    ds = Dataset.create(t, meta, path=p)
+    ds = Dataset.create(t, meta, path=p, check_spaces=check_spaces)
     if verify_hash and stored_hash is not None and stored_hash != ds.content_hash():
         raise DatasetError(
             "content hash does not match the arrays: the file was modified or damaged",
