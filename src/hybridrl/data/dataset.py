@@ -126,7 +126,10 @@ class Dataset:
     def episode_returns(self) -> np.ndarray:
         """Undiscounted return of each episode (the last may be incomplete)."""
         rewards = np.asarray(self.transitions.rewards, dtype=np.float64)
-        return np.array([rewards[s].sum() for s in self.episode_slices()])
+        if len(rewards) == 0:
+            return np.zeros(0)
+        starts = np.array([s.start for s in self.episode_slices()], dtype=np.int64)
+        return np.add.reduceat(rewards, starts)
 
     def episode_lengths(self) -> np.ndarray:
         return np.array([s.stop - s.start for s in self.episode_slices()], dtype=np.int64)
