@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -27,14 +27,14 @@ app = typer.Typer(
 DATASET_HELP = "A dataset: a .npz or .hdf5 path, or minari:ID for the local Minari store."
 
 
-class CorruptionKind(str, Enum):
+class CorruptionKind(StrEnum):
     observations = "observations"
     actions = "actions"
     rewards = "rewards"
     dynamics = "dynamics"
 
 
-class CorruptionMode(str, Enum):
+class CorruptionMode(StrEnum):
     random = "random"
     adversarial = "adversarial"
 
@@ -203,19 +203,23 @@ def demo(
     import os
 
     from hybridrl.data import load_dataset, save_dataset
-    from hybridrl.data.collect import NoiseConfig
+    from hybridrl.data.collect import NoiseConfig, evaluate_policy
     from hybridrl.data.collect import collect as run_collect
     from hybridrl.data.inspect import format_report, inspect_dataset, plot_return_histogram
     from hybridrl.policies import PendulumSwingUp
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("MINARI_DATASETS_PATH", str((out_dir / "minari").resolve()))
+    # The demo never writes into the user's own Minari store.
+    os.environ["MINARI_DATASETS_PATH"] = str((out_dir / "minari").resolve())
+    # The noiseless controller is the "expert" reference of normalized scores and TQ.
+    expert = float(evaluate_policy("Pendulum-v1", PendulumSwingUp(), 10, seed=seed + 1).mean())
     ds = run_collect(
         "Pendulum-v1",
         PendulumSwingUp(),
         num_steps=steps,
         seed=seed,
         noise=NoiseConfig(gaussian_std=0.2),
+        ref_max_score=expert,
         name="pendulum-swingup-noisy",
     )
     typer.echo(format_report(inspect_dataset(ds)))

@@ -56,7 +56,7 @@ class RandomPolicy:
         n = observations.shape[0]
         if self.action_space.kind == "discrete":
             assert self.action_space.n is not None
-            return rng.integers(0, self.action_space.n, size=n)
+            return np.asarray(rng.integers(0, self.action_space.n, size=n))
         lo, hi = self.action_space.low_array, self.action_space.high_array
         if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
             raise HybridRLError("a random policy needs a bounded action space")

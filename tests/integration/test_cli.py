@@ -24,10 +24,24 @@ def _ok(args: list[str]) -> str:
 
 def test_readme_walkthrough(tmp_path):
     npz, hdf5, png = tmp_path / "p.npz", tmp_path / "p.hdf5", tmp_path / "r.png"
-    out = _ok([
-        "collect", "Pendulum-v1", "--policy", "pendulum_swingup", "--action-noise", "0.2",
-        "--steps", "1000", "--seed", "0", "--ref-episodes", "2", "--out", str(npz),
-    ])
+    out = _ok(
+        [
+            "collect",
+            "Pendulum-v1",
+            "--policy",
+            "pendulum_swingup",
+            "--action-noise",
+            "0.2",
+            "--steps",
+            "1000",
+            "--seed",
+            "0",
+            "--ref-episodes",
+            "2",
+            "--out",
+            str(npz),
+        ]
+    )
     assert "1000 transitions, 5 episodes" in out
 
     report = json.loads(_ok(["inspect", str(npz), "--json", "--histogram", str(png)]))
@@ -64,7 +78,9 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path):
     broken.write_bytes(b"not a zip file")
     proc = subprocess.run(
         [sys.executable, "-m", "hybridrl.cli", "inspect", str(broken)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: [file ") and str(broken) in proc.stderr
@@ -74,7 +90,5 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path):
 def test_refuses_to_overwrite(tmp_path):
     target = tmp_path / "x.npz"
     target.write_bytes(b"keep me")
-    result = runner.invoke(
-        app, ["collect", "Pendulum-v1", "--steps", "10", "--out", str(target)]
-    )
+    result = runner.invoke(app, ["collect", "Pendulum-v1", "--steps", "10", "--out", str(target)])
     assert result.exit_code != 0 and target.read_bytes() == b"keep me"

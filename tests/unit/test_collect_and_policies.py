@@ -26,8 +26,12 @@ def test_collect_steps_boundaries_and_determinism():
     np.testing.assert_array_equal(np.flatnonzero(t.timeouts), [199, 399, 449])
     assert t.terminals.sum() == 0 and ds.metadata.provenance["final_episode_cut"]
     assert find_discontinuities(t).size == 0
-    again = collect("Pendulum-v1", num_steps=450, seed=3, random_reference_episodes=0, progress=False)
-    other = collect("Pendulum-v1", num_steps=450, seed=4, random_reference_episodes=0, progress=False)
+    again = collect(
+        "Pendulum-v1", num_steps=450, seed=3, random_reference_episodes=0, progress=False
+    )
+    other = collect(
+        "Pendulum-v1", num_steps=450, seed=4, random_reference_episodes=0, progress=False
+    )
     assert again.content_hash() == ds.content_hash()
     assert other.content_hash() != ds.content_hash()
 
@@ -42,9 +46,14 @@ def test_collect_terminals_from_terminating_env():
 
 def test_collect_reference_and_noise_metadata():
     ds = collect(
-        "Pendulum-v1", PendulumSwingUp(), num_episodes=2, seed=0,
-        noise=NoiseConfig(gaussian_std=0.3), random_reference_episodes=2,
-        ref_max_score=-150.0, progress=False,
+        "Pendulum-v1",
+        PendulumSwingUp(),
+        num_episodes=2,
+        seed=0,
+        noise=NoiseConfig(gaussian_std=0.3),
+        random_reference_episodes=2,
+        ref_max_score=-150.0,
+        progress=False,
     )
     assert ds.metadata.ref_min_score < -700  # random Pendulum play is poor
     assert ds.metadata.ref_max_score == -150.0
@@ -73,7 +82,10 @@ def test_collect_bad_budget():
 def _mlp(kind: str, out_dim: int) -> MLPPolicy:
     rng = np.random.default_rng(0)
     return MLPPolicy(
-        kernels=[rng.normal(size=(3, 8)).astype(np.float32), rng.normal(size=(8, out_dim)).astype(np.float32)],
+        kernels=[
+            rng.normal(size=(3, 8)).astype(np.float32),
+            rng.normal(size=(8, out_dim)).astype(np.float32),
+        ],
         biases=[np.zeros(8, np.float32), np.zeros(out_dim, np.float32)],
         kind=kind,
         action_low=np.array([-2.0], np.float32),
@@ -88,14 +100,18 @@ def _mlp(kind: str, out_dim: int) -> MLPPolicy:
 def test_saved_policy_round_trip(tmp_path, kind, out_dim):
     pol = _mlp(kind, out_dim)
     path = pol.save(tmp_path / "p.npz")
-    back = load_policy(str(path), SpaceSpec.from_gym(__import__("gymnasium").spaces.Box(-2, 2, (1,))))
+    back = load_policy(
+        str(path), SpaceSpec.from_gym(__import__("gymnasium").spaces.Box(-2, 2, (1,)))
+    )
     obs = np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32)
     for deterministic in (True, False):
         a = pol.act(obs, deterministic=deterministic, rng=np.random.default_rng(7))
         b = back.act(obs, deterministic=deterministic, rng=np.random.default_rng(7))
         np.testing.assert_array_equal(a, b)
         assert np.all(np.abs(a) <= 2.0)
-    ds = collect("Pendulum-v1", back, num_steps=20, seed=0, random_reference_episodes=0, progress=False)
+    ds = collect(
+        "Pendulum-v1", back, num_steps=20, seed=0, random_reference_episodes=0, progress=False
+    )
     assert ds.metadata.provenance["policy"]["trained_by"] == "test"
 
 

@@ -18,7 +18,9 @@ def test_npz_round_trip_is_exact(chain_dataset, tmp_path):
     back = load_npz(path)
     assert back.content_hash() == ds.content_hash()
     assert back.metadata == ds.metadata
-    np.testing.assert_array_equal(back.transitions.extras["mc_returns"], ds.transitions.extras["mc_returns"])
+    np.testing.assert_array_equal(
+        back.transitions.extras["mc_returns"], ds.transitions.extras["mc_returns"]
+    )
     # through the format-dispatching API too
     save_dataset(ds, str(tmp_path / "e.npz"))
     assert load_dataset(str(tmp_path / "e.npz")).content_hash() == ds.content_hash()
@@ -46,7 +48,7 @@ def test_missing_field_and_length_mismatch(tmp_path):
         terminals=np.zeros(3),
         next_observations=np.zeros((3, 2)),
     )
-    with pytest.raises(DatasetError, match="'actions'.*2 rows"):
+    with pytest.raises(DatasetError, match=r"'actions'.*2 rows"):
         load_npz(p)
 
 
@@ -55,10 +57,14 @@ def test_nan_in_npz_names_field(tmp_path):
     obs = np.zeros((3, 2))
     obs[1, 0] = np.nan
     np.savez(
-        p, observations=obs, actions=np.zeros((3, 1)), rewards=np.zeros(3),
-        terminals=np.zeros(3), next_observations=np.zeros((3, 2)),
+        p,
+        observations=obs,
+        actions=np.zeros((3, 1)),
+        rewards=np.zeros(3),
+        terminals=np.zeros(3),
+        next_observations=np.zeros((3, 2)),
     )
-    with pytest.raises(DatasetError, match="'observations'.*NaN.*row 1"):
+    with pytest.raises(DatasetError, match=r"'observations'.*NaN.*row 1"):
         load_npz(p)
 
 

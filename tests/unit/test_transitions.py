@@ -92,9 +92,7 @@ def test_observation_shape_mismatch_rejected(chain_dataset):
     t = chain_dataset.transitions
     obs = np.zeros((len(t), 4), np.float32)
     with pytest.raises(DatasetError, match="observation space"):
-        Dataset.create(
-            t.replace(observations=obs, next_observations=obs), chain_dataset.metadata
-        )
+        Dataset.create(t.replace(observations=obs, next_observations=obs), chain_dataset.metadata)
 
 
 def test_filter_top_episodes_keeps_highest_returns():
@@ -137,7 +135,8 @@ def test_observation_normalization(chain_dataset):
     normed = chain_dataset.normalize_observations(mean, std)
     np.testing.assert_allclose(normed.transitions.observations.mean(0), 0.0, atol=1e-5)
     np.testing.assert_allclose(
-        normed.transitions.next_observations, (chain_dataset.transitions.next_observations - mean) / std,
+        normed.transitions.next_observations,
+        (chain_dataset.transitions.next_observations - mean) / std,
         rtol=1e-5,
     )
 

@@ -88,7 +88,15 @@ def collect(
     rng = np.random.default_rng(seed)
     try:
         steps = _rollout(
-            env, policy, act_space, rng, seed, num_steps, num_episodes, deterministic, noise,
+            env,
+            policy,
+            act_space,
+            rng,
+            seed,
+            num_steps,
+            num_episodes,
+            deterministic,
+            noise,
             progress,
         )
     finally:

@@ -195,7 +195,7 @@ class Dataset:
             raise DatasetError(f"fraction must be in (0, 1], got {fraction}")
         slices = self.episode_slices()
         returns = self.episode_returns()
-        keep = max(1, int(round(fraction * len(slices))))
+        keep = max(1, round(fraction * len(slices)))
         order = np.argsort(-returns, kind="stable")[:keep]
         idx = np.concatenate([np.arange(slices[i].start, slices[i].stop) for i in sorted(order)])
         prov = derived_provenance(
@@ -212,7 +212,7 @@ class Dataset:
         slices = self.episode_slices()
         rng = np.random.default_rng(seed)
         perm = rng.permutation(len(slices))
-        k = int(round(fraction * len(slices)))
+        k = round(fraction * len(slices))
         out = []
         for chosen in (np.sort(perm[:k]), np.sort(perm[k:])):
             idx = np.concatenate(
@@ -253,7 +253,7 @@ class Dataset:
             "name": self.metadata.name,
             "env_id": self.metadata.env_id,
             "transitions": len(self),
-            "episodes": int(len(returns)),
+            "episodes": len(returns),
             "terminals": int(np.sum(self.transitions.terminals)),
             "timeouts": int(np.sum(self.transitions.timeouts)),
             "return_mean": float(returns.mean()) if len(returns) else None,

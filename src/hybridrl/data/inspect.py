@@ -387,10 +387,11 @@ def _state_action_coverage(
 
 
 # ------------------------------------------------------------------------------- text
-def _num(x: Any, width: int = 10) -> str:
+def _num(x: Any, width: int = 11) -> str:
+    # A leading space keeps wide numbers such as -5.547e-06 from touching their neighbour.
     if x is None:
         return "-".rjust(width)
-    return f"{x:{width}.4g}"
+    return " " + f"{x:.4g}".rjust(width - 1)
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -412,7 +413,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(f"  boundaries     {'inferred' if report['boundaries_inferred'] else 'recorded'}")
     lines.append("")
     stat_keys = ("mean", "std", "min", "q25", "median", "q75", "max")
-    lines.append(" " * 18 + "".join(f"{k:>10}" for k in stat_keys))
+    lines.append(" " * 18 + "".join(f"{k:>11}" for k in stat_keys))
     for key, label in (
         ("episode_returns", "episode return"),
         ("episode_lengths", "episode length"),
@@ -442,7 +443,7 @@ def format_report(report: dict[str, Any]) -> str:
     )
     lines.append("")
     dim_keys = ("min", "max", "mean", "std")
-    lines.append(f"  {'field':<14}{'dim':>4}" + "".join(f"{k:>10}" for k in dim_keys))
+    lines.append(f"  {'field':<14}{'dim':>4}" + "".join(f"{k:>11}" for k in dim_keys))
     for field in ("observations", "actions", "rewards"):
         stats = report[field]
         if "counts" in stats:

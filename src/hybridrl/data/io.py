@@ -73,7 +73,9 @@ def load_npz(
         with np.load(p, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise DatasetError(f"not a readable npz file (truncated or corrupt?): {exc}", path=p) from exc
+        raise DatasetError(
+            f"not a readable npz file (truncated or corrupt?): {exc}", path=p
+        ) from exc
     for name in ("observations", "actions", "rewards", "terminals"):
         if name not in arrays:
             raise DatasetError("is missing", path=p, field=name)

@@ -24,6 +24,7 @@ dataset metadata (``boundaries_inferred``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +58,10 @@ class Transitions:
 
     def __len__(self) -> int:
         return int(self.rewards.shape[0])
+
+    def replace(self, **changes: Any) -> Transitions:
+        """A copy with some fields changed (typed twin of flax's generated ``replace``)."""
+        return dataclasses.replace(self, **changes)
 
     def map(self, fn: Callable[[Array], Array]) -> Transitions:
         """Apply ``fn`` to every array (core fields and extras)."""
@@ -151,8 +156,7 @@ def validate_transitions(t: Transitions, *, path: str | None = None) -> None:
     obs_shape = np.asarray(t.observations).shape
     if np.asarray(t.next_observations).shape != obs_shape:
         raise DatasetError(
-            f"shape {np.asarray(t.next_observations).shape} differs from observations' "
-            f"{obs_shape}",
+            f"shape {np.asarray(t.next_observations).shape} differs from observations' {obs_shape}",
             path=path,
             field="next_observations",
         )
