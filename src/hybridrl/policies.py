@@ -62,6 +62,15 @@ class RandomPolicy:
             raise HybridRLError("a random policy needs a bounded action space")
         return rng.uniform(lo, hi, size=(n, *self.action_space.shape)).astype(np.float32)
 
+    def log_prob(self, observations: np.ndarray, actions: np.ndarray) -> np.ndarray | None:
+        """Uniform density: ``-sum_d log(high_d - low_d)`` (``-log n`` for discrete)."""
+        n = observations.shape[0]
+        if self.action_space.kind == "discrete":
+            assert self.action_space.n is not None
+            return np.full(n, -np.log(self.action_space.n), np.float32)
+        width = self.action_space.high_array - self.action_space.low_array
+        return np.full(n, -np.sum(np.log(width)), np.float32)
+
     def describe(self) -> dict[str, Any]:
         return {"kind": "random"}
 
@@ -171,6 +180,27 @@ class MLPPolicy:
                 unit = np.tanh(mean + np.exp(log_std) * rng.standard_normal(mean.shape))
         scaled = self.action_low + (unit + 1.0) * 0.5 * (self.action_high - self.action_low)
         return scaled.astype(np.float32)
+
+    def log_prob(self, observations: np.ndarray, actions: np.ndarray) -> np.ndarray | None:
+        """Log-density of ``actions`` under the stochastic head; None for a deterministic one.
+
+        With ``u = tanh(x)``, ``x ~ N(mean, std)`` and ``a = low + (u + 1)(high - low) / 2``:
+        ``log p(a) = log N(x) - sum log(1 - u^2) - sum log((high - low) / 2)``. Actions on the
+        bounds are pulled inside by 1e-6 so that ``atanh`` stays finite.
+        """
+        if self.kind != "tanh_gaussian":
+            return None
+        mean, log_std = np.split(self._head(observations).astype(np.float64), 2, axis=-1)
+        log_std = np.clip(log_std, *self.log_std_range)
+        half = (self.action_high - self.action_low).astype(np.float64) / 2.0
+        unit = np.clip(
+            (np.asarray(actions, np.float64) - self.action_low) / half - 1.0, -1 + 1e-6, 1 - 1e-6
+        )
+        x = np.arctanh(unit)
+        z = (x - mean) / np.exp(log_std)
+        normal = -0.5 * z**2 - log_std - 0.5 * np.log(2 * np.pi)
+        log_det = np.log1p(-(unit**2)) + np.log(half)
+        return np.sum(normal - log_det, axis=-1).astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "mlp", "head": self.kind, **self.info}

@@ -134,3 +134,39 @@ def test_callable_policy_single_and_batched():
     rng = np.random.default_rng(0)
     np.testing.assert_array_equal(single.act(obs, deterministic=True, rng=rng), [[3.0]] * 4)
     np.testing.assert_array_equal(batched.act(obs, deterministic=True, rng=rng), [[3.0]] * 4)
+
+
+def test_behavior_log_probs_recorded_only_when_exact():
+    ds = collect("Pendulum-v1", num_steps=30, seed=0, random_reference_episodes=0, progress=False)
+    np.testing.assert_allclose(ds.transitions.extras["behavior_log_probs"], -np.log(4.0))
+    noisy = collect(
+        "Pendulum-v1",
+        num_steps=30,
+        seed=0,
+        noise=NoiseConfig(gaussian_std=0.1),
+        random_reference_episodes=0,
+        progress=False,
+    )
+    assert "behavior_log_probs" not in noisy.transitions.extras
+    det = collect(
+        "Pendulum-v1",
+        _mlp("deterministic", 1),
+        num_steps=30,
+        seed=0,
+        random_reference_episodes=0,
+        progress=False,
+    )
+    assert "behavior_log_probs" not in det.transitions.extras
+
+
+def test_tanh_gaussian_log_prob_is_a_density_over_the_action_range():
+    pol = _mlp("tanh_gaussian", 2)
+    obs = np.random.default_rng(2).normal(size=(1, 3)).astype(np.float32)
+    grid = np.linspace(-2.0, 2.0, 200_001)[1:-1]
+    dens = np.exp(pol.log_prob(np.repeat(obs, grid.size, 0), grid[:, None]).astype(np.float64))
+    assert np.trapezoid(dens, grid) == pytest.approx(1.0, abs=2e-3)
+    sampled = collect(
+        "Pendulum-v1", pol, num_steps=5, seed=0, random_reference_episodes=0, progress=False
+    ).transitions
+    recomputed = pol.log_prob(sampled.observations, sampled.actions)
+    np.testing.assert_allclose(sampled.extras["behavior_log_probs"], recomputed, rtol=1e-5)

@@ -144,7 +144,15 @@ def _rollout(
     noise: NoiseConfig,
     progress: bool,
 ) -> dict[str, Any]:
-    cols: dict[str, list[Any]] = {k: [] for k in ("obs", "act", "rew", "next", "term", "trunc")}
+    cols: dict[str, list[Any]] = {
+        k: [] for k in ("obs", "act", "rew", "next", "term", "trunc", "logp")
+    }
+    # The behaviour policy's log-density of each action, when it is the action's true density:
+    # a stochastic policy that can evaluate it, with no noise added on top.
+    log_prob_fn = getattr(policy, "log_prob", None)
+    noisy = noise.gaussian_std > 0 or noise.random_action_prob > 0
+    if deterministic or noisy:
+        log_prob_fn = None
     obs, _ = env.reset(seed=seed)
     env.action_space.seed(seed)
     episodes_done, step = 0, 0
@@ -155,6 +163,12 @@ def _rollout(
         while True:
             action = policy.act(obs[None], deterministic=deterministic, rng=rng)[0]
             action = _add_noise(action, act_space, noise, rng)
+            if log_prob_fn is not None:
+                logp = log_prob_fn(obs[None], np.asarray(action)[None])
+                if logp is None:  # a deterministic head has no density
+                    log_prob_fn = None
+                else:
+                    cols["logp"].append(logp[0])
             next_obs, reward, terminated, truncated, _ = env.step(action)
             cols["obs"].append(obs)
             cols["act"].append(action)
@@ -191,6 +205,8 @@ def _rollout(
         "terminals": np.asarray(cols["term"]),
         "timeouts": np.asarray(cols["trunc"]),
     }
+    if cols["logp"]:
+        arrays["extras"] = {"behavior_log_probs": np.asarray(cols["logp"], np.float32)}
     return {"arrays": arrays, "final_episode_cut": final_cut, "complete_episodes": episodes_done}
 
 
