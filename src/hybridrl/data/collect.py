@@ -197,7 +197,7 @@ def _rollout(
     final_cut = not (cols["term"][-1] or cols["trunc"][-1])
     if final_cut:
         cols["trunc"][-1] = True  # the log stops here: an explicit cut, never a silent one
-    arrays = {
+    arrays: dict[str, Any] = {
         "observations": np.stack(cols["obs"]),
         "actions": np.stack(cols["act"]),
         "rewards": np.asarray(cols["rew"], np.float32),
