@@ -1,0 +1,56 @@
+"""Pure learning core: distributions, paper-level losses and training states."""
+
+from hybridrl.core.distributions import (
+    Normal,
+    TanhNormal,
+    gaussian_log_prob,
+    tanh_log_det_jacobian,
+)
+from hybridrl.core.losses import (
+    awr_actor_loss,
+    awr_weights,
+    bc_mse_loss,
+    bc_nll_loss,
+    calql_bound,
+    cql_alpha_lagrange_loss,
+    cql_alpha_prime,
+    cql_logsumexp_penalty,
+    cql_random_log_density,
+    default_target_entropy,
+    edac_diversity_loss,
+    ensemble_action_gradients,
+    expectile_loss,
+    polyak_update,
+    sac_actor_loss,
+    td3_bc_actor_loss,
+    td_target,
+    temperature_loss,
+)
+from hybridrl.core.train_state import TargetTrainState, TrainState
+
+__all__ = [
+    "Normal",
+    "TanhNormal",
+    "TargetTrainState",
+    "TrainState",
+    "awr_actor_loss",
+    "awr_weights",
+    "bc_mse_loss",
+    "bc_nll_loss",
+    "calql_bound",
+    "cql_alpha_lagrange_loss",
+    "cql_alpha_prime",
+    "cql_logsumexp_penalty",
+    "cql_random_log_density",
+    "default_target_entropy",
+    "edac_diversity_loss",
+    "ensemble_action_gradients",
+    "expectile_loss",
+    "gaussian_log_prob",
+    "polyak_update",
+    "sac_actor_loss",
+    "tanh_log_det_jacobian",
+    "td3_bc_actor_loss",
+    "td_target",
+    "temperature_loss",
+]

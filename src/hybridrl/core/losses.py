@@ -1,0 +1,279 @@
+"""Paper-level loss terms shared by the agents, each a pure function of arrays.
+
+Conventions:
+
+* Functions named ``*_loss`` return a scalar: the mean over every element (batch, ensemble
+  members, samples) unless the docstring says otherwise. Other functions (`td_target`,
+  `awr_weights`, `calql_bound`) are elementwise.
+* Targets and weights are wrapped in ``stop_gradient`` inside the function where the paper's
+  update treats them as constants, so an agent cannot forget it; each docstring says which.
+* Numeric hyperparameters (discount, expectile, temperatures, alpha, tau, ...) may be traced
+  arrays: nothing here branches on their values in Python, so sweeping them never recompiles.
+* Equations use s, a for dataset states/actions, s' for next states, pi for the learned
+  policy, N for ensemble size, B for batch size, A for action dimension, M for sampled actions.
+
+`docs/losses.md` lists every term with its equation and source.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from hybridrl.types import Array, HybridRLError
+
+_sg = jax.lax.stop_gradient
+
+
+# ----------------------------------------------------------------------------- TD learning
+def td_target(
+    rewards: Array, terminals: Array, next_values: Array, discount: float | Array
+) -> jax.Array:
+    """One-step TD target ``y = r + gamma * (1 - terminal) * V(s')`` (no gradient).
+
+    Only ``terminals`` stop bootstrapping. A time-out (``Transitions.timeouts``) cuts the
+    episode but s' is not terminal: the true return continues past it, so the target must
+    still bootstrap (Pardo et al., 2018, "Time Limits in Reinforcement Learning"). Timeouts
+    therefore never enter this function.
+
+    Args:
+        rewards, terminals: (B,), terminals as 0/1 floats.
+        next_values: V(s') or Q(s', a'), (B,) or broadcastable with a leading ensemble axis
+            (N, B).
+        discount: gamma.
+    """
+    return _sg(rewards + discount * (1.0 - terminals) * next_values)
+
+
+def polyak_update(target_params: Array, online_params: Array, tau: float | Array) -> Array:
+    """Soft target update ``theta' <- tau * theta + (1 - tau) * theta'`` over a pytree.
+
+    (Lillicrap et al., 2016, DDPG; ``tau=0.005`` in SAC/TD3.) Delegates to
+    ``optax.incremental_update``; ``tau`` may be traced.
+    """
+    return optax.incremental_update(online_params, target_params, tau)
+
+
+# ----------------------------------------------------------------------------- IQL / AWAC
+def expectile_loss(diff: Array, expectile: float | Array) -> jax.Array:
+    """Expectile regression ``mean(|tau - 1(u < 0)| * u^2)`` with ``u = Q(s, a) - V(s)``.
+
+    IQL value loss (Kostrikov et al., 2022, Eq. 5): with tau > 0.5, positive errors (Q above
+    V) weigh more, so V approaches an upper expectile of Q over dataset actions. ``diff``
+    must be Q - V (not V - Q); Q comes from the target critic and should carry no gradient.
+    """
+    weight = jnp.where(diff < 0, 1.0 - expectile, expectile)
+    return jnp.mean(weight * jnp.square(diff))
+
+
+def awr_weights(
+    advantages: Array, inverse_temperature: float | Array, max_weight: float | Array = 100.0
+) -> jax.Array:
+    """Advantage weights ``min(exp(beta * A), max_weight)`` (no gradient), elementwise.
+
+    IQL policy extraction (Kostrikov et al., 2022, Eq. 7) and AWAC (Nair et al., 2020) weight
+    the log-likelihood of dataset actions by ``exp(beta * (Q - V))``. IQL's official code clips
+    the weight at 100 to bound the variance; AWAC normalizes by the batch instead (softmax),
+    which callers can do with ``max_weight=jnp.inf`` and their own normalization.
+    ``exp`` may overflow to inf before the clip: the min still returns ``max_weight``.
+    """
+    return _sg(jnp.minimum(jnp.exp(inverse_temperature * advantages), max_weight))
+
+
+def awr_actor_loss(log_probs: Array, weights: Array) -> jax.Array:
+    """Weighted behaviour cloning ``-mean(w * log pi(a|s))`` (IQL Eq. 7, AWAC); ``weights``
+    from `awr_weights` are constants."""
+    return -jnp.mean(_sg(weights) * log_probs)
+
+
+# ----------------------------------------------------------------------------- CQL / Cal-QL
+def cql_random_log_density(action_dim: int) -> float:
+    """log-density of U([-1, 1]^A): ``A * log(1/2)`` (CQL Appendix F, official code)."""
+    return action_dim * math.log(0.5)
+
+
+def cql_logsumexp_penalty(
+    q_data: Array,
+    q_ood: Array,
+    log_densities: Array | None = None,
+    temperature: float | Array = 1.0,
+    clip_diff_min: float | Array = -jnp.inf,
+    clip_diff_max: float | Array = jnp.inf,
+) -> jax.Array:
+    """CQL(H) gap ``mean(clip(T * logsumexp_j((Q(s, a_j) - log mu(a_j|s)) / T) - Q(s, a)))``.
+
+    The regularizer of CQL(H) (Kumar et al., 2020, Eq. 4) is
+    ``E_s[log sum_a exp Q(s, a)] - E_{(s,a)~D}[Q(s, a)]``. For continuous actions the
+    log-partition is estimated by importance sampling (Appendix F), as the official code does
+    with ``cql_importance_sample=True``: per state s, M actions from each of
+
+    1. ``U([-1, 1]^A)``, log mu = `cql_random_log_density` (A log 1/2);
+    2. ``pi(.|s)``, log mu = log pi(a|s);
+    3. ``pi(.|s')`` (next states' policy actions), log mu = log pi(a'|s'),
+
+    all evaluated by the critic at the *current* state s, concatenated on the last axis
+    (M_total = 3 M; ``cql_n_actions = 10`` in the official code). Like the official code we do
+    not subtract ``log M_total``: it only shifts the gap by a constant, which matters when the
+    gap is compared to a Lagrange ``target_action_gap``. The variant without importance
+    sampling (which also concatenates Q(s, a_data)) is not provided.
+
+    Args:
+        q_data: Q(s, a) at dataset actions, (..., B); a leading ensemble axis is allowed.
+        q_ood: Q(s, a_j) at the sampled actions, (..., B, M_total). For Cal-QL pass the
+            policy-action columns through `calql_bound` first.
+        log_densities: log mu(a_j | s), broadcastable to ``q_ood``, or None (plain
+            logsumexp). Treated as constants (the official code detaches log pi).
+        temperature: T (``cql_temp``, 1 in the paper).
+        clip_diff_min, clip_diff_max: per-state clip of the gap before averaging
+            (``cql_clip_diff_min/max`` of the official code; +-inf by default).
+
+    Returns:
+        The scalar gap averaged over states (and ensemble members). Multiply it by the CQL
+        weight (alpha, ``cql_min_q_weight``) in the critic loss.
+    """
+    logits = q_ood if log_densities is None else q_ood - _sg(log_densities)
+    ood = temperature * jax.nn.logsumexp(logits / temperature, axis=-1)
+    return jnp.mean(jnp.clip(ood - q_data, clip_diff_min, clip_diff_max))
+
+
+def calql_bound(q_pi: Array, mc_returns: Array, enabled: bool | Array = True) -> jax.Array:
+    """Calibrated push-down values ``max(Q(s, a ~ pi), V^mu(s))`` (Cal-QL, Nakamoto et al., 2023).
+
+    Cal-QL replaces Q at the policy's sampled actions in the CQL regularizer with
+    ``max(Q, V^mu(s))``, V^mu estimated by the Monte-Carlo return of the dataset trajectory
+    (`hybridrl.data.transitions.calql_mc_returns`, ``extras['mc_returns']``): once Q falls to
+    the reference value it is no longer pushed down. The official code bounds the
+    current-state and next-state policy-action columns, not the uniform random ones, and
+    only then subtracts log pi.
+
+    Args:
+        q_pi: Q at policy actions, e.g. (B, M) or (N, B, M).
+        mc_returns: (B,) Monte-Carlo returns, already shaped to broadcast against ``q_pi``
+            (``mc_returns[:, None]`` for (B, M) or (N, B, M)). Constant (no gradient).
+        enabled: Cal-QL (True) or plain CQL (False, identity). May be a traced bool, so one
+            compiled update serves both.
+    """
+    return jnp.where(enabled, jnp.maximum(q_pi, _sg(mc_returns)), q_pi)
+
+
+def cql_alpha_prime(log_alpha_prime: Array) -> jax.Array:
+    """alpha' = clip(exp(log alpha'), 0, 1e6), the official code's Lagrange multiplier."""
+    return jnp.clip(jnp.exp(log_alpha_prime), 0.0, 1e6)
+
+
+def cql_alpha_lagrange_loss(
+    log_alpha_prime: Array, penalty_gap: Array, target_action_gap: float | Array
+) -> jax.Array:
+    """Loss of CQL's Lagrange multiplier: ``-alpha' * (gap - target_action_gap)``.
+
+    CQL-Lagrange (Kumar et al., 2020, Appendix F) solves
+    ``min_Q max_{alpha' >= 0} alpha' * (gap(Q) - tau) + TD loss``. The critic minimizes
+    ``stop_gradient(alpha') * w * (gap - tau)`` (plus its TD loss); this function is the
+    multiplier's side: gradient *descent* on ``-alpha' * (gap - tau)`` raises alpha' while
+    the gap exceeds the target tau and lowers it otherwise. The gap is a constant here.
+
+    Sign and scale conventions: ``penalty_gap`` is the unweighted `cql_logsumexp_penalty`
+    (the JAX CQL/Cal-QL code multiplies ``alpha' * cql_min_q_weight * (gap - tau)`` in the
+    critic, and its multiplier loss carries the same factor w: multiply this loss by w to
+    match it exactly). The original PyTorch code compares the *weighted* gap ``w * gap`` to tau
+    instead; pass ``w * gap`` to reproduce it. With two critics the official loss averages the
+    per-critic terms, which equals passing the gap averaged over critics.
+    """
+    alpha_prime = cql_alpha_prime(log_alpha_prime)
+    return -alpha_prime * (_sg(jnp.mean(penalty_gap)) - target_action_gap)
+
+
+# ----------------------------------------------------------------------------- SAC
+def sac_actor_loss(log_probs: Array, q_values: Array, alpha: float | Array) -> jax.Array:
+    """SAC policy loss ``mean(alpha * log pi(a~|s) - Q(s, a~))``, a~ ~ pi reparameterized.
+
+    (Haarnoja et al., 2018a/b.) ``alpha`` is a constant here. ``q_values`` is whatever the
+    agent uses: min of two critics (SAC), mean of the ensemble (REDQ/RLPD), min of N (SAC-N);
+    shapes must broadcast with ``log_probs`` (B,).
+    """
+    return jnp.mean(_sg(alpha) * log_probs - q_values)
+
+
+def temperature_loss(alpha: Array, log_probs: Array, target_entropy: float | Array) -> jax.Array:
+    """Automatic entropy tuning ``mean(-alpha * (log pi(a|s) + H_target))``, log pi constant.
+
+    (Haarnoja et al., 2018b, "SAC Algorithms and Applications", Sec. 5.) Descending it raises
+    alpha when the policy entropy ``-E[log pi]`` is below the target and lowers it otherwise.
+    Pass ``alpha = exp(log_alpha)`` (jaxrl/RLPD; the output of
+    `hybridrl.networks.heads.Temperature`) or ``log_alpha`` itself (the softlearning / CQL
+    code): the loss is linear in its first argument, so both have the same fixed point; the
+    gradient with respect to log alpha differs by the factor alpha.
+    """
+    return -jnp.mean(alpha * (_sg(log_probs) + target_entropy))
+
+
+def default_target_entropy(action_dim: int, scale: float = 1.0) -> float:
+    """Target entropy ``-scale * A``: ``scale=1`` is SAC's heuristic (Haarnoja et al., 2018b);
+    RLPD (Ball et al., 2023) and jaxrl use ``scale=0.5``, i.e. ``-A/2``."""
+    return -scale * float(action_dim)
+
+
+# ----------------------------------------------------------------------------- TD3+BC / BC
+def td3_bc_actor_loss(
+    q_pi: Array, pi_actions: Array, data_actions: Array, alpha: float | Array = 2.5
+) -> jax.Array:
+    """TD3+BC actor loss ``-lambda * mean(Q(s, pi(s))) + mean((pi(s) - a)^2)``.
+
+    Fujimoto & Gu (2021, Eq. 3) with ``lambda = alpha / mean|Q|``, the normalizer a constant
+    (``.detach()``). Following the official code (not the paper's Q(s_i, a_i)), mean|Q| is
+    taken over the same Q(s, pi(s)) values as the first term, and the BC term is
+    ``F.mse_loss(pi, action)``: a mean over batch *and* action dimensions, not a sum over
+    actions. The normalizer is floored at 1e-6 so an all-zero Q cannot produce NaN.
+    """
+    lam = alpha / jnp.maximum(_sg(jnp.mean(jnp.abs(q_pi))), 1e-6)
+    return -lam * jnp.mean(q_pi) + jnp.mean(jnp.square(pi_actions - data_actions))
+
+
+def bc_mse_loss(pred: Array, target: Array) -> jax.Array:
+    """Deterministic behaviour cloning ``mean((pi(s) - a)^2)`` over batch and action dims."""
+    return jnp.mean(jnp.square(pred - target))
+
+
+def bc_nll_loss(log_probs: Array) -> jax.Array:
+    """Stochastic behaviour cloning ``-mean(log pi(a|s))`` over dataset pairs."""
+    return -jnp.mean(log_probs)
+
+
+# ----------------------------------------------------------------------------- EDAC
+def ensemble_action_gradients(q_fn: Callable[[jax.Array], jax.Array], actions: Array) -> jax.Array:
+    """Per-member action gradients ``grad_a Q_i(s_b, a_b)``, shape (N, B, A).
+
+    ``q_fn`` maps actions (B, A) to ensemble values (N, B) (states and parameters closed
+    over). Because Q_i(s_b, a_b) depends only on a_b, the Jacobian of the batch sum
+    ``sum_b Q_i(s_b, a_b)`` with respect to ``actions`` is exactly the per-sample gradient
+    (the same trick as EDAC's ``autograd.grad(qs.sum(), actions)``), at N reverse passes.
+    Differentiable again with respect to the parameters (for `edac_diversity_loss`).
+    """
+    return jax.jacrev(lambda a: jnp.sum(q_fn(a), axis=-1))(actions)
+
+
+def edac_diversity_loss(action_grads: Array, eps: float = 1e-10) -> jax.Array:
+    """EDAC ensemble-gradient diversity ``mean_b sum_{i != j} <g_i, g_j> / (N - 1)``.
+
+    An et al. (2021, EDAC) penalize aligned action gradients of the N critics,
+    ``(1 / (N - 1)) sum_{1 <= i != j <= N} <grad_a Q_i(s, a), grad_a Q_j(s, a)>`` at dataset
+    pairs. Normalization, as in the official code (snu-mllab/EDAC) and CORL: each gradient is
+    divided by ``||g_i||_2 + 1e-10`` (so the inner products are cosine similarities), the sum
+    runs over ordered pairs (each unordered pair counted twice), divided by N - 1 and averaged
+    over the batch. Range: [-N, N]; two identical critics give 2 per sample.
+
+    Args:
+        action_grads: (N, B, A), e.g. from `ensemble_action_gradients`.
+        eps: added to each norm.
+    """
+    n = action_grads.shape[0]
+    if n < 2:
+        raise HybridRLError(f"the diversity loss needs at least 2 critics, got {n}")
+    unit = action_grads / (jnp.linalg.norm(action_grads, axis=-1, keepdims=True) + eps)
+    gram = jnp.einsum("iba,jba->bij", unit, unit)
+    off_diagonal = jnp.sum(gram, axis=(1, 2)) - jnp.trace(gram, axis1=1, axis2=2)
+    return jnp.mean(off_diagonal) / (n - 1)
