@@ -1,0 +1,232 @@
+"""Soft Actor-Critic (Haarnoja et al., 2018) with the ensemble and update-to-data options of
+REDQ (Chen et al., 2021) and RLPD (Ball et al., 2023).
+
+Losses, for a minibatch (s, a, r, s', d) with d = ``terminals``:
+
+- critic i:  ``L_Q = E[(Q_i(s, a) - y)^2]``,
+  ``y = r + γ (1 - d) (min_{j ∈ K} Q̄_j(s', a') - β α log π(a'|s'))``, ``a' ~ π(·|s')``,
+  where K is a random subset of ``num_min_qs`` of the ``num_qs`` target critics (all of them
+  by default) and β = 1 if ``backup_entropy`` else 0;
+- actor:     ``L_π = E[α log π(ã|s) - mean_i Q_i(s, ã)]``, ``ã ~ π(·|s)`` (the ensemble mean,
+  as REDQ/RLPD; with 2 critics the classic SAC uses the min — set ``actor_q="min"``);
+- temperature: ``L_α = E[-α (log π(ã|s) + H̄)]`` with target entropy H̄ (default ``-|A|``).
+
+Update-to-data: `update` receives ``utd_ratio * B`` transitions, split into G = ``utd_ratio``
+minibatches; the critic takes G steps in a ``lax.scan`` and the actor and temperature one step
+on the last minibatch, as in RLPD. Actions live in [-1, 1]; rescale outside the agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from hybridrl.core import losses
+from hybridrl.core.train_state import TargetTrainState, TrainState
+from hybridrl.data.transitions import Transitions
+from hybridrl.networks import EnsembleCritic, TanhGaussianActor, Temperature
+from hybridrl.networks.ensemble import subsample_ensemble_min
+
+Metrics = dict[str, jax.Array]
+
+
+@struct.dataclass
+class Config:
+    """SAC hyperparameters. Structural fields are static; numeric ones are traced leaves, so
+    sweeping ``discount``/``tau`` reuses the compiled update.
+
+    Attributes:
+        hidden_dims: hidden layer sizes of actor and critics.
+        num_qs: critics in the ensemble (2 for SAC, 10 for RLPD/WSRL).
+        num_min_qs: size of the random target subset (REDQ/RLPD: 2); None uses all critics.
+        critic_layer_norm: LayerNorm in the critics (RLPD's key stabiliser).
+        critic_dropout: dropout rate in the critics (DroQ); None for none.
+        utd_ratio: critic updates per actor update (update-to-data ratio G).
+        backup_entropy: include the entropy bonus in the TD target.
+        actor_q: how the actor aggregates the critics: "mean" or "min".
+        actor_lr, critic_lr, temperature_lr: Adam learning rates.
+        init_temperature: initial α.
+        target_entropy: H̄; None means ``-target_entropy_scale * |A|``.
+        discount: γ.
+        tau: Polyak rate of the target critics.
+    """
+
+    hidden_dims: Sequence[int] = struct.field(pytree_node=False, default=(256, 256))
+    num_qs: int = struct.field(pytree_node=False, default=2)
+    num_min_qs: int | None = struct.field(pytree_node=False, default=None)
+    critic_layer_norm: bool = struct.field(pytree_node=False, default=False)
+    critic_dropout: float | None = struct.field(pytree_node=False, default=None)
+    utd_ratio: int = struct.field(pytree_node=False, default=1)
+    backup_entropy: bool = struct.field(pytree_node=False, default=True)
+    actor_q: str = struct.field(pytree_node=False, default="mean")
+    actor_lr: float = struct.field(pytree_node=False, default=3e-4)
+    critic_lr: float = struct.field(pytree_node=False, default=3e-4)
+    temperature_lr: float = struct.field(pytree_node=False, default=3e-4)
+    init_temperature: float = struct.field(pytree_node=False, default=1.0)
+    target_entropy: float | None = struct.field(pytree_node=False, default=None)
+    target_entropy_scale: float = struct.field(pytree_node=False, default=1.0)
+    discount: float = 0.99
+    tau: float = 0.005
+
+
+@struct.dataclass
+class State:
+    """Everything SAC carries between updates (a pytree)."""
+
+    actor: TrainState
+    critic: TargetTrainState
+    temperature: TrainState
+    config: Config
+    target_entropy: jax.Array
+
+
+def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) -> State:
+    """Fresh networks and optimizers for ``observation_dim`` inputs and ``action_dim`` actions."""
+    if config.actor_q not in ("mean", "min"):
+        raise ValueError(f"actor_q must be 'mean' or 'min', got {config.actor_q!r}")
+    k_actor, k_critic, k_temp = jax.random.split(key, 3)
+    obs = jnp.zeros((1, observation_dim), jnp.float32)
+    act = jnp.zeros((1, action_dim), jnp.float32)
+    actor_net = TanhGaussianActor(hidden_dims=tuple(config.hidden_dims), action_dim=action_dim)
+    critic_net = EnsembleCritic(
+        hidden_dims=tuple(config.hidden_dims),
+        num_qs=config.num_qs,
+        layer_norm=config.critic_layer_norm,
+        dropout_rate=config.critic_dropout,
+    )
+    temp_net = Temperature(initial=config.init_temperature)
+    target_entropy = (
+        config.target_entropy
+        if config.target_entropy is not None
+        else losses.default_target_entropy(action_dim, config.target_entropy_scale)
+    )
+    return State(
+        actor=TrainState.create(
+            apply_fn=actor_net.apply,
+            params=actor_net.init(k_actor, obs)["params"],
+            tx=optax.adam(config.actor_lr),
+        ),
+        critic=TargetTrainState.create(
+            apply_fn=critic_net.apply,
+            params=critic_net.init(k_critic, obs, act)["params"],
+            tx=optax.adam(config.critic_lr),
+        ),
+        temperature=TrainState.create(
+            apply_fn=temp_net.apply,
+            params=temp_net.init(k_temp)["params"],
+            tx=optax.adam(config.temperature_lr),
+        ),
+        config=config,
+        target_entropy=jnp.asarray(target_entropy, jnp.float32),
+    )
+
+
+def _alpha(state: State) -> jax.Array:
+    return state.temperature.apply_fn({"params": state.temperature.params})
+
+
+def _critic_apply(state: State, params: Any, obs: jax.Array, act: jax.Array, key: jax.Array):
+    training = state.config.critic_dropout is not None
+    rngs = {"dropout": key} if training else None
+    return state.critic.apply_fn({"params": params}, obs, act, training=training, rngs=rngs)
+
+
+def critic_target(state: State, batch: Transitions, key: jax.Array) -> jax.Array:
+    """The soft TD target y (no gradient flows through it)."""
+    cfg = state.config
+    k_pi, k_sub, k_drop = jax.random.split(key, 3)
+    dist = state.actor.apply_fn({"params": state.actor.params}, batch.next_observations)
+    next_actions, next_log_probs = dist.sample_and_log_prob(k_pi)
+    next_qs = _critic_apply(
+        state, state.critic.target_params, batch.next_observations, next_actions, k_drop
+    )
+    k = cfg.num_min_qs if cfg.num_min_qs is not None else cfg.num_qs
+    next_q = subsample_ensemble_min(next_qs, k_sub, k)
+    if cfg.backup_entropy:
+        next_q = next_q - _alpha(state) * next_log_probs
+    return jax.lax.stop_gradient(
+        losses.td_target(batch.rewards, batch.terminals, next_q, cfg.discount)
+    )
+
+
+def update_critic(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Metrics]:
+    """One gradient step of every critic towards the soft TD target, then Polyak."""
+    k_target, k_drop = jax.random.split(key)
+    target = critic_target(state, batch, k_target)
+
+    def loss_fn(params: Any) -> tuple[jax.Array, Metrics]:
+        qs = _critic_apply(state, params, batch.observations, batch.actions, k_drop)
+        loss = ((qs - target[None]) ** 2).mean(axis=1).sum()
+        return loss, {"critic_loss": loss, "q_mean": qs.mean(), "target_mean": target.mean()}
+
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.critic.params)
+    critic = state.critic.apply_gradients(grads=grads).update_target(state.config.tau)
+    return state.replace(critic=critic), metrics
+
+
+def update_actor(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Metrics]:
+    """One step of the actor (max E[Q - α log π]) and of the temperature."""
+    alpha = _alpha(state)
+    k_pi, k_drop = jax.random.split(key)
+
+    def loss_fn(params: Any) -> tuple[jax.Array, jax.Array]:
+        dist = state.actor.apply_fn({"params": params}, batch.observations)
+        actions, log_probs = dist.sample_and_log_prob(k_pi)
+        qs = _critic_apply(state, state.critic.params, batch.observations, actions, k_drop)
+        q = qs.mean(axis=0) if state.config.actor_q == "mean" else qs.min(axis=0)
+        return losses.sac_actor_loss(log_probs, q, alpha), log_probs
+
+    (actor_loss, log_probs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.actor.params)
+    actor = state.actor.apply_gradients(grads=grads)
+
+    def temp_loss_fn(params: Any) -> jax.Array:
+        a = state.temperature.apply_fn({"params": params})
+        return losses.temperature_loss(a, log_probs, state.target_entropy)
+
+    temp_loss, temp_grads = jax.value_and_grad(temp_loss_fn)(state.temperature.params)
+    temperature = state.temperature.apply_gradients(grads=temp_grads)
+    metrics = {
+        "actor_loss": actor_loss,
+        "entropy": -log_probs.mean(),
+        "temperature": alpha,
+        "temperature_loss": temp_loss,
+    }
+    return state.replace(actor=actor, temperature=temperature), metrics
+
+
+def update(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Metrics]:
+    """One SAC update from ``utd_ratio * B`` transitions.
+
+    The batch is split into ``utd_ratio`` minibatches of B (as RLPD does); the critic takes one
+    step on each inside a ``lax.scan``, then the actor and temperature take one step on the
+    last minibatch. Pure; jit it, or run many with `hybridrl.training.scan_updates`.
+    """
+    g = state.config.utd_ratio
+    n = batch.rewards.shape[0]
+    if n % g:
+        raise ValueError(f"batch of {n} does not split into utd_ratio={g} minibatches")
+    minibatches = jax.tree_util.tree_map(lambda x: x.reshape(g, n // g, *x.shape[1:]), batch)
+    k_critic, k_actor = jax.random.split(key)
+    keys = jax.random.split(k_critic, g)
+
+    def critic_step(s: State, xs: tuple[Transitions, jax.Array]) -> tuple[State, Metrics]:
+        return update_critic(s, xs[0], xs[1])
+
+    state, critic_metrics = jax.lax.scan(critic_step, state, (minibatches, keys))
+    last = jax.tree_util.tree_map(lambda x: x[-1], minibatches)
+    state, actor_metrics = update_actor(state, last, k_actor)
+    metrics = {k: v.mean() for k, v in critic_metrics.items()}
+    return state, {**metrics, **actor_metrics}
+
+
+def act(
+    state: State, observations: jax.Array, key: jax.Array, deterministic: bool = False
+) -> jax.Array:
+    """Actions in [-1, 1] for a batch of observations (``tanh(mean)`` when deterministic)."""
+    dist = state.actor.apply_fn({"params": state.actor.params}, observations)
+    return dist.mode() if deterministic else dist.sample(key)

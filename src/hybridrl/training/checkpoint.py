@@ -1,0 +1,55 @@
+"""Saving and restoring pytrees (agent states, buffers) atomically with flax serialization."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jax
+import numpy as np
+from flax import serialization
+
+from hybridrl.data.io import atomic_path
+from hybridrl.types import HybridRLError
+
+T = TypeVar("T")
+
+
+def save_pytree(tree: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``tree`` (arrays, flax structs, optax states) to ``path`` atomically (msgpack)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(serialization.to_bytes(tree))
+    return path
+
+
+def load_pytree(template: T, path: str | os.PathLike[str]) -> T:
+    """Read a pytree saved by `save_pytree` into the structure of ``template``.
+
+    ``template`` supplies the static parts (network definitions, optimizers, config); a file
+    written for another structure or shapes raises `HybridRLError` naming the file.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise HybridRLError(f"checkpoint {p} does not exist")
+    try:
+        restored = serialization.from_bytes(template, p.read_bytes())
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HybridRLError(f"checkpoint {p} does not match this configuration: {exc}") from exc
+    _check_shapes(template, restored, p)
+    return restored
+
+
+def _check_shapes(template: Any, restored: Any, p: Path) -> None:
+    leaves = zip(
+        jax.tree_util.tree_leaves_with_path(template),
+        jax.tree_util.tree_leaves(restored),
+        strict=True,
+    )
+    for (where, a), b in leaves:
+        if np.shape(a) != np.shape(b):
+            raise HybridRLError(
+                f"checkpoint {p} does not match this configuration: "
+                f"{jax.tree_util.keystr(where)} has shape {np.shape(b)}, expected {np.shape(a)}"
+            )
