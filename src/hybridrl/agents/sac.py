@@ -18,6 +18,7 @@ on the last minibatch, as in RLPD. Actions live in [-1, 1]; rescale outside the 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -166,7 +167,7 @@ def update_critic(state: State, batch: Transitions, key: jax.Array) -> tuple[Sta
 
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.critic.params)
     critic = state.critic.apply_gradients(grads=grads).update_target(state.config.tau)
-    return state.replace(critic=critic), metrics
+    return dataclasses.replace(state, critic=critic), metrics
 
 
 def update_actor(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Metrics]:
@@ -196,7 +197,7 @@ def update_actor(state: State, batch: Transitions, key: jax.Array) -> tuple[Stat
         "temperature": alpha,
         "temperature_loss": temp_loss,
     }
-    return state.replace(actor=actor, temperature=temperature), metrics
+    return dataclasses.replace(state, actor=actor, temperature=temperature), metrics
 
 
 def update(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Metrics]:

@@ -110,8 +110,8 @@ def train_online(
     is followed by one agent update (``utd_ratio`` critic steps for SAC-style agents).
     """
     env = make_unit_action_env(env_id)
-    obs_dim = int(np.prod(env.observation_space.shape))
-    act_dim = int(np.prod(env.action_space.shape))
+    obs_dim = int(np.prod(env.observation_space.shape or ()))
+    act_dim = int(np.prod(env.action_space.shape or ()))
     key = jax.random.PRNGKey(seed)
     key, k_init = jax.random.split(key)
     state = agent.init(config, k_init, obs_dim, act_dim)
