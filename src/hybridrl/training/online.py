@@ -47,9 +47,17 @@ def make_unit_action_env(env_id: str, **kwargs: Any) -> gym.Env:
 
 
 def evaluate(
-    agent: ModuleType, state: Any, env_id: str, num_episodes: int, seed: int
+    agent: ModuleType,
+    state: Any,
+    env_id: str,
+    num_episodes: int,
+    seed: int,
+    obs_stats: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Undiscounted returns of the agent's deterministic policy over ``num_episodes``."""
+    """Undiscounted returns of the agent's deterministic policy over ``num_episodes``.
+
+    ``obs_stats = (mean, std)`` standardizes observations as the agent saw them in training.
+    """
     env = make_unit_action_env(env_id)
     act = _jitted_act(agent)
     returns = []
@@ -58,7 +66,8 @@ def evaluate(
         obs, _ = env.reset(seed=seed + episode)
         total, done = 0.0, False
         while not done:
-            action = np.asarray(act(state, obs[None].astype(np.float32), key, True)[0])
+            x = obs if obs_stats is None else (obs - obs_stats[0]) / obs_stats[1]
+            action = np.asarray(act(state, x[None].astype(np.float32), key, True)[0])
             obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
             done = terminated or truncated
