@@ -22,6 +22,10 @@ OBS_DIM, ACT_DIM, BATCH = 5, 2, 16
 
 TINY_CONFIGS = {
     "sac": lambda m: m.Config(hidden_dims=(16, 16), num_qs=4, num_min_qs=2, utd_ratio=2),
+    # <tiny-bc-td3>
+    # <tiny-iql-awac>
+    # <tiny-cql-calql>
+    # <tiny-edac>
 }
 
 

@@ -6,9 +6,21 @@ from __future__ import annotations
 from types import ModuleType
 
 from hybridrl.agents import sac
+
+# registration anchors (one line per agent group; keep sorted when finalizing)
+# <agents-bc-td3>
+# <agents-iql-awac>
+# <agents-cql-calql>
+# <agents-edac>
 from hybridrl.types import HybridRLError
 
-AGENTS: dict[str, ModuleType] = {"sac": sac}
+AGENTS: dict[str, ModuleType] = {
+    "sac": sac,
+    # <registry-bc-td3>
+    # <registry-iql-awac>
+    # <registry-cql-calql>
+    # <registry-edac>
+}
 
 
 def get_agent(name: str) -> ModuleType:
