@@ -240,6 +240,40 @@ def demo(
     typer.echo(f"histogram: {out_dir / 'returns.png'}")
 
 
+bench_app = typer.Typer(help="Benchmarks (scripts, not tests): throughput beside d3rlpy.")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("throughput")
+def bench_throughput(
+    agents: Annotated[
+        str, typer.Option(help="Comma-separated agents; default: every registered agent.")
+    ] = "",
+    chunk: Annotated[int, typer.Option(help="Updates per compiled chunk.")] = 200,
+    batch_size: Annotated[int, typer.Option(help="Minibatch size.")] = 256,
+    d3rlpy_python: Annotated[
+        str | None,
+        typer.Option(help="Python of an environment with d3rlpy (default .venv-compare)."),
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option(help="Also write the raw numbers here.")] = None,
+) -> None:
+    """Updates/s per agent at the standard size (2x256, batch 256, obs 17, act 6), and d3rlpy's
+    for SAC, IQL, TD3+BC and CQL in the same run when d3rlpy is available."""
+    from hybridrl.agents import AGENTS
+    from hybridrl.bench import throughput_table
+
+    names = [a for a in agents.split(",") if a] or sorted(AGENTS)
+    table, results = throughput_table(
+        names, chunk=chunk, batch_size=batch_size, d3rlpy_python=d3rlpy_python
+    )
+    typer.echo(table)
+    if json_out is not None:
+        from hybridrl.data.io import atomic_path
+
+        with atomic_path(json_out) as tmp:
+            tmp.write_text(json.dumps(results, indent=2))
+
+
 def _refuse_overwrite(target: str, overwrite: bool) -> None:
     if not target.startswith("minari:") and Path(target).exists() and not overwrite:
         raise HybridRLError(f"{target} exists; pass --overwrite to replace it")

@@ -1,0 +1,164 @@
+"""``hybridrl bench throughput``: agent updates per second, beside d3rlpy in the same run.
+
+The standard size (issue "Learning core"): 2x256 MLPs, batch 256, 17-dim observations,
+6-dim actions (HalfCheetah's shapes), uniform sampling from a 100k-transition buffer included
+in every update. hybridrl runs ``chunk`` updates per compiled ``lax.scan``; the timing is the
+best of 3 chunks after a warm-up (compilation excluded, as it happens once per run).
+
+d3rlpy pins ``gymnasium==1.0.0`` and so lives in its own environment: when one is found
+(``--d3rlpy-python``, else ``.venv-compare/bin/python`` made by ``scripts/setup-compare``),
+`hybridrl.bench_d3rlpy` is run there with the same sizes and the table shows the ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from hybridrl.agents import get_agent
+from hybridrl.data.replay import from_dataset
+from hybridrl.data.transitions import Transitions
+from hybridrl.training.updates import scan_updates
+
+COMPARED = ("sac", "iql", "td3_bc", "cql")
+
+
+def standard_config(name: str) -> Any:
+    """The agent's default config (2x256 networks) at the benchmark's standard size."""
+    agent = get_agent(name)
+    return agent.Config()
+
+
+def _buffer(n: int, obs_dim: int, act_dim: int) -> Any:
+    rng = np.random.default_rng(0)
+    t = Transitions(
+        observations=rng.normal(size=(n, obs_dim)).astype(np.float32),
+        actions=rng.uniform(-1, 1, size=(n, act_dim)).astype(np.float32),
+        rewards=rng.normal(size=n).astype(np.float32),
+        next_observations=rng.normal(size=(n, obs_dim)).astype(np.float32),
+        terminals=(rng.random(n) < 0.01).astype(np.float32),
+        timeouts=np.zeros(n, np.float32),
+        extras={"mc_returns": rng.normal(size=n).astype(np.float32)},
+    )
+    return from_dataset(t)
+
+
+def measure_hybridrl(
+    name: str, *, chunk: int = 200, batch_size: int = 256, obs_dim: int = 17, act_dim: int = 6
+) -> float:
+    """Updates per second of hybridrl's agent ``name`` (best of 3 chunks after warm-up)."""
+    agent = get_agent(name)
+    state = agent.init(standard_config(name), jax.random.PRNGKey(0), obs_dim, act_dim)
+    buffer = _buffer(100_000, obs_dim, act_dim)
+    key = jax.random.PRNGKey(1)
+    state, m = scan_updates(
+        agent.update, state, buffer, key, num_updates=chunk, batch_size=batch_size
+    )
+    jax.block_until_ready(m)
+    best = 0.0
+    for i in range(3):
+        start = time.perf_counter()
+        state, m = scan_updates(
+            agent.update,
+            state,
+            buffer,
+            jax.random.PRNGKey(i + 2),
+            num_updates=chunk,
+            batch_size=batch_size,
+        )
+        jax.block_until_ready(m)
+        best = max(best, chunk / (time.perf_counter() - start))
+    return best
+
+
+def find_d3rlpy_python(explicit: str | None = None) -> str | None:
+    """The Python of an environment with d3rlpy, if any."""
+    candidates = [explicit] if explicit else []
+    candidates.append(str(Path(__file__).resolve().parents[2] / ".venv-compare/bin/python"))
+    for c in candidates:
+        if c and os.path.exists(c):
+            return c
+    return None
+
+
+def measure_d3rlpy(
+    python: str, agents: list[str], *, updates: int, batch_size: int, obs_dim: int, act_dim: int
+) -> dict[str, Any]:
+    """Run `hybridrl.bench_d3rlpy` in d3rlpy's environment; returns its JSON."""
+    script = Path(__file__).with_name("bench_d3rlpy.py")
+    cmd = [
+        python,
+        str(script),
+        "--agents",
+        ",".join(agents),
+        "--updates",
+        str(updates),
+        "--batch-size",
+        str(batch_size),
+        "--obs-dim",
+        str(obs_dim),
+        "--act-dim",
+        str(act_dim),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"d3rlpy benchmark failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def throughput_table(
+    agents: list[str],
+    *,
+    chunk: int = 200,
+    batch_size: int = 256,
+    d3rlpy_python: str | None = None,
+    d3rlpy_updates: int = 200,
+    progress: bool = True,
+) -> tuple[str, dict[str, Any]]:
+    """Measure and format the table (markdown) and the raw numbers."""
+    results: dict[str, Any] = {"device": str(jax.devices()[0]), "hybridrl": {}, "d3rlpy": {}}
+    for name in agents:
+        if progress:
+            print(f"hybridrl {name} ...", file=sys.stderr, flush=True)
+        results["hybridrl"][name] = measure_hybridrl(name, chunk=chunk, batch_size=batch_size)
+    python = find_d3rlpy_python(d3rlpy_python)
+    compared = [a for a in agents if a in COMPARED]
+    if python and compared:
+        if progress:
+            print(f"d3rlpy {', '.join(compared)} ({python}) ...", file=sys.stderr, flush=True)
+        results["d3rlpy"] = measure_d3rlpy(
+            python,
+            compared,
+            updates=d3rlpy_updates,
+            batch_size=batch_size,
+            obs_dim=17,
+            act_dim=6,
+        )
+    lines = [
+        "| agent | hybridrl updates/s | d3rlpy updates/s | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in agents:
+        ours = results["hybridrl"][name]
+        theirs = results["d3rlpy"].get(name)
+        ratio = f"{ours / theirs:.1f}x" if theirs else "-"
+        theirs_s = f"{theirs:,.0f}" if theirs else "-"
+        lines.append(f"| {name} | {ours:,.0f} | {theirs_s} | {ratio} |")
+    header = (
+        f"2x256 MLPs, batch 256, obs 17, act 6; device {results['device']}; "
+        f"{os.cpu_count()} CPUs visible"
+    )
+    if results["d3rlpy"]:
+        header += (
+            f"; d3rlpy {results['d3rlpy'].get('d3rlpy_version')} "
+            f"(torch {results['d3rlpy'].get('torch')})"
+        )
+    return header + "\n\n" + "\n".join(lines), results
