@@ -24,3 +24,47 @@ def pendulum_offline() -> Dataset:
         random_reference_episodes=0,
         progress=False,
     )
+
+
+EVAL_SEED, EVAL_EPISODES = 123, 10
+
+
+def behaviour_return_on_eval_episodes(noise_std: float = 0.3, noise_seeds: int = 5) -> float:
+    """Mean return of the data's behaviour policy (controller + Gaussian noise 0.3) on the
+    evaluation episodes (reset seeds ``EVAL_SEED + i``), averaged over ``noise_seeds`` noise
+    draws: the "behaviour level" offline learners must reach.
+
+    The data's own mean (-175) is over easier start states; on the evaluation episodes the
+    behaviour policy scores -184.7 (noise draws: -180.1, -179.4, -179.0, -192.3, -192.9) and
+    the noise-free controller -180.5.
+    """
+    import gymnasium as gym
+    import numpy as np
+
+    from hybridrl.data.collect import apply_noise
+    from hybridrl.types import SpaceSpec
+
+    env = gym.make("Pendulum-v1")
+    space = SpaceSpec.from_gym(env.action_space)
+    policy, totals = PendulumSwingUp(), []
+    for noise_seed in range(noise_seeds):
+        rng = np.random.default_rng(noise_seed)
+        for episode in range(EVAL_EPISODES):
+            obs, _ = env.reset(seed=EVAL_SEED + episode)
+            total, done = 0.0, False
+            while not done:
+                action = policy.act(obs[None], deterministic=True, rng=rng)[0]
+                action = apply_noise(action, space, NoiseConfig(gaussian_std=noise_std), rng)
+                obs, reward, terminated, truncated, _ = env.step(action)
+                total += float(reward)
+                done = terminated or truncated
+            totals.append(total)
+    env.close()
+    return float(np.mean(totals))
+
+
+@pytest.fixture(scope="session")
+def behaviour_level() -> float:
+    level = behaviour_return_on_eval_episodes()
+    assert -190.0 < level < -180.0  # measured: -184.7
+    return level

@@ -22,10 +22,14 @@ OBS_DIM, ACT_DIM, BATCH = 5, 2, 16
 
 TINY_CONFIGS = {
     "sac": lambda m: m.Config(hidden_dims=(16, 16), num_qs=4, num_min_qs=2, utd_ratio=2),
-    # <tiny-bc-td3>
-    # <tiny-iql-awac>
-    # <tiny-cql-calql>
-    # <tiny-edac>
+    "bc": lambda m: m.Config(hidden_dims=(16, 16)),
+    "td3": lambda m: m.Config(hidden_dims=(16, 16)),
+    "td3_bc": lambda m: m.Config(hidden_dims=(16, 16)),
+    "iql": lambda m: m.Config(hidden_dims=(16, 16), dropout_rate=0.1, actor_lr_decay_steps=100),
+    "awac": lambda m: m.Config(hidden_dims=(16, 16)),
+    "cql": lambda m: m.Config(hidden_dims=(16, 16), num_samples=3, lagrange=True, utd_ratio=2),
+    "calql": lambda m: m.Config(hidden_dims=(16, 16), num_samples=3),
+    "edac": lambda m: m.Config(hidden_dims=(16, 16), num_qs=3),
 }
 
 

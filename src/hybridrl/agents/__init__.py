@@ -5,21 +5,19 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from hybridrl.agents import sac
-
-# registration anchors (one line per agent group; keep sorted when finalizing)
-# <agents-bc-td3>
-# <agents-iql-awac>
-# <agents-cql-calql>
-# <agents-edac>
+from hybridrl.agents import awac, bc, calql, cql, edac, iql, sac, td3, td3_bc
 from hybridrl.types import HybridRLError
 
 AGENTS: dict[str, ModuleType] = {
     "sac": sac,
-    # <registry-bc-td3>
-    # <registry-iql-awac>
-    # <registry-cql-calql>
-    # <registry-edac>
+    "bc": bc,
+    "td3": td3,
+    "td3_bc": td3_bc,
+    "iql": iql,
+    "awac": awac,
+    "cql": cql,
+    "calql": calql,
+    "edac": edac,
 }
 
 

@@ -14,12 +14,18 @@ Losses, for a minibatch (s, a, r, s', d) with d = ``terminals``:
 Update-to-data: `update` receives ``utd_ratio * B`` transitions, split into G = ``utd_ratio``
 minibatches; the critic takes G steps in a ``lax.scan`` and the actor and temperature one step
 on the last minibatch, as in RLPD. Actions live in [-1, 1]; rescale outside the agent.
+
+Extension hook: `update` (and `update_critic`, `critic_loss`) accept an optional
+``critic_regularizer(state, params, batch, key) -> (loss, metrics)`` whose loss is added to
+the critic loss; EDAC (`hybridrl.agents.edac`) is SAC-N plus such a term. SAC-N (An et al.,
+2021) is this module with ``num_qs=N, num_min_qs=None, actor_q="min"``; see
+`hybridrl.agents.edac.sac_n_config` for the paper's defaults.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -34,6 +40,8 @@ from hybridrl.networks import EnsembleCritic, TanhGaussianActor, Temperature
 from hybridrl.networks.ensemble import subsample_ensemble_min
 
 Metrics = dict[str, jax.Array]
+# (state, critic params, minibatch, dropout key) -> (extra critic loss, metrics)
+CriticRegularizer = Callable[["State", Any, Transitions, jax.Array], tuple[jax.Array, Metrics]]
 
 
 @struct.dataclass
@@ -50,6 +58,8 @@ class Config:
         utd_ratio: critic updates per actor update (update-to-data ratio G).
         backup_entropy: include the entropy bonus in the TD target.
         actor_q: how the actor aggregates the critics: "mean" or "min".
+        actor_log_std_min, actor_log_std_max: clip bounds of the actor's log std (SAC code:
+            [-20, 2]; SAC-N/EDAC: [-5, 2]).
         actor_lr, critic_lr, temperature_lr: Adam learning rates.
         init_temperature: initial α.
         target_entropy: H̄; None means ``-target_entropy_scale * |A|``.
@@ -65,6 +75,8 @@ class Config:
     utd_ratio: int = struct.field(pytree_node=False, default=1)
     backup_entropy: bool = struct.field(pytree_node=False, default=True)
     actor_q: str = struct.field(pytree_node=False, default="mean")
+    actor_log_std_min: float = struct.field(pytree_node=False, default=-20.0)
+    actor_log_std_max: float = struct.field(pytree_node=False, default=2.0)
     actor_lr: float = struct.field(pytree_node=False, default=3e-4)
     critic_lr: float = struct.field(pytree_node=False, default=3e-4)
     temperature_lr: float = struct.field(pytree_node=False, default=3e-4)
@@ -93,7 +105,12 @@ def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) 
     k_actor, k_critic, k_temp = jax.random.split(key, 3)
     obs = jnp.zeros((1, observation_dim), jnp.float32)
     act = jnp.zeros((1, action_dim), jnp.float32)
-    actor_net = TanhGaussianActor(hidden_dims=tuple(config.hidden_dims), action_dim=action_dim)
+    actor_net = TanhGaussianActor(
+        hidden_dims=tuple(config.hidden_dims),
+        action_dim=action_dim,
+        log_std_min=config.actor_log_std_min,
+        log_std_max=config.actor_log_std_max,
+    )
     critic_net = EnsembleCritic(
         hidden_dims=tuple(config.hidden_dims),
         num_qs=config.num_qs,
@@ -131,10 +148,17 @@ def _alpha(state: State) -> jax.Array:
     return state.temperature.apply_fn({"params": state.temperature.params})
 
 
-def _critic_apply(state: State, params: Any, obs: jax.Array, act: jax.Array, key: jax.Array):
+def critic_apply(
+    state: State, params: Any, obs: jax.Array, act: jax.Array, key: jax.Array
+) -> jax.Array:
+    """Q_i(s, a) of every critic, shape (N, B), with ``params`` (online or target); ``key``
+    drives the dropout masks when ``critic_dropout`` is set."""
     training = state.config.critic_dropout is not None
     rngs = {"dropout": key} if training else None
     return state.critic.apply_fn({"params": params}, obs, act, training=training, rngs=rngs)
+
+
+_critic_apply = critic_apply  # the former private name, kept for existing callers
 
 
 def critic_target(state: State, batch: Transitions, key: jax.Array) -> jax.Array:
@@ -143,7 +167,7 @@ def critic_target(state: State, batch: Transitions, key: jax.Array) -> jax.Array
     k_pi, k_sub, k_drop = jax.random.split(key, 3)
     dist = state.actor.apply_fn({"params": state.actor.params}, batch.next_observations)
     next_actions, next_log_probs = dist.sample_and_log_prob(k_pi)
-    next_qs = _critic_apply(
+    next_qs = critic_apply(
         state, state.critic.target_params, batch.next_observations, next_actions, k_drop
     )
     k = cfg.num_min_qs if cfg.num_min_qs is not None else cfg.num_qs
@@ -155,15 +179,45 @@ def critic_target(state: State, batch: Transitions, key: jax.Array) -> jax.Array
     )
 
 
-def update_critic(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Metrics]:
-    """One gradient step of every critic towards the soft TD target, then Polyak."""
+def critic_loss(
+    state: State,
+    params: Any,
+    batch: Transitions,
+    target: jax.Array,
+    key: jax.Array,
+    regularizer: CriticRegularizer | None = None,
+) -> tuple[jax.Array, Metrics]:
+    """``sum_i E[(Q_i(s, a) - y)^2]`` (+ ``regularizer``'s loss), and metrics.
+
+    The TD part is summed over critics and averaged over the batch, as the official SAC-N/EDAC
+    code does; its value is reported as ``critic_loss`` even when a regularizer is added (whose
+    own metrics are merged in).
+    """
+    qs = critic_apply(state, params, batch.observations, batch.actions, key)
+    loss = ((qs - target[None]) ** 2).mean(axis=1).sum()
+    metrics = {"critic_loss": loss, "q_mean": qs.mean(), "target_mean": target.mean()}
+    if regularizer is not None:
+        extra, extra_metrics = regularizer(state, params, batch, key)
+        loss = loss + extra
+        metrics = {**metrics, **extra_metrics}
+    return loss, metrics
+
+
+def update_critic(
+    state: State,
+    batch: Transitions,
+    key: jax.Array,
+    regularizer: CriticRegularizer | None = None,
+) -> tuple[State, Metrics]:
+    """One gradient step of every critic towards the soft TD target, then Polyak.
+
+    ``regularizer`` (optional) adds a term to the critic loss (see `critic_loss`).
+    """
     k_target, k_drop = jax.random.split(key)
     target = critic_target(state, batch, k_target)
 
     def loss_fn(params: Any) -> tuple[jax.Array, Metrics]:
-        qs = _critic_apply(state, params, batch.observations, batch.actions, k_drop)
-        loss = ((qs - target[None]) ** 2).mean(axis=1).sum()
-        return loss, {"critic_loss": loss, "q_mean": qs.mean(), "target_mean": target.mean()}
+        return critic_loss(state, params, batch, target, k_drop, regularizer)
 
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.critic.params)
     critic = state.critic.apply_gradients(grads=grads).update_target(state.config.tau)
@@ -178,7 +232,7 @@ def update_actor(state: State, batch: Transitions, key: jax.Array) -> tuple[Stat
     def loss_fn(params: Any) -> tuple[jax.Array, jax.Array]:
         dist = state.actor.apply_fn({"params": params}, batch.observations)
         actions, log_probs = dist.sample_and_log_prob(k_pi)
-        qs = _critic_apply(state, state.critic.params, batch.observations, actions, k_drop)
+        qs = critic_apply(state, state.critic.params, batch.observations, actions, k_drop)
         q = qs.mean(axis=0) if state.config.actor_q == "mean" else qs.min(axis=0)
         return losses.sac_actor_loss(log_probs, q, alpha), log_probs
 
@@ -200,12 +254,19 @@ def update_actor(state: State, batch: Transitions, key: jax.Array) -> tuple[Stat
     return dataclasses.replace(state, actor=actor, temperature=temperature), metrics
 
 
-def update(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Metrics]:
+def update(
+    state: State,
+    batch: Transitions,
+    key: jax.Array,
+    critic_regularizer: CriticRegularizer | None = None,
+) -> tuple[State, Metrics]:
     """One SAC update from ``utd_ratio * B`` transitions.
 
     The batch is split into ``utd_ratio`` minibatches of B (as RLPD does); the critic takes one
     step on each inside a ``lax.scan``, then the actor and temperature take one step on the
     last minibatch. Pure; jit it, or run many with `hybridrl.training.scan_updates`.
+    ``critic_regularizer`` (optional, for agents built on SAC such as EDAC) adds a term to
+    every critic step's loss.
     """
     g = state.config.utd_ratio
     n = batch.rewards.shape[0]
@@ -216,7 +277,7 @@ def update(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Met
     keys = jax.random.split(k_critic, g)
 
     def critic_step(s: State, xs: tuple[Transitions, jax.Array]) -> tuple[State, Metrics]:
-        return update_critic(s, xs[0], xs[1])
+        return update_critic(s, xs[0], xs[1], critic_regularizer)
 
     state, critic_metrics = jax.lax.scan(critic_step, state, (minibatches, keys))
     last = jax.tree_util.tree_map(lambda x: x[-1], minibatches)

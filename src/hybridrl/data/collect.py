@@ -162,7 +162,7 @@ def _rollout(
     with tqdm(total=total, unit=unit, disable=not progress, desc="collect") as bar:
         while True:
             action = policy.act(obs[None], deterministic=deterministic, rng=rng)[0]
-            action = _add_noise(action, act_space, noise, rng)
+            action = apply_noise(action, act_space, noise, rng)
             if log_prob_fn is not None:
                 logp = log_prob_fn(obs[None], np.asarray(action)[None])
                 if logp is None:  # a deterministic head has no density
@@ -210,9 +210,10 @@ def _rollout(
     return {"arrays": arrays, "final_episode_cut": final_cut, "complete_episodes": episodes_done}
 
 
-def _add_noise(
+def apply_noise(
     action: np.ndarray, space: SpaceSpec, noise: NoiseConfig, rng: np.random.Generator
 ) -> np.ndarray:
+    """One action with ``noise`` applied (Gaussian, then epsilon-random), clipped to bounds."""
     if space.kind == "discrete":
         if noise.random_action_prob > 0 and rng.random() < noise.random_action_prob:
             assert space.n is not None

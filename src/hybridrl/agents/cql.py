@@ -1,0 +1,295 @@
+"""Conservative Q-Learning (Kumar et al., NeurIPS 2020) on the SAC backbone of `sac`.
+
+CQL(H) with the importance-sampled log-partition of the paper's Appendix F, as in the JAX
+reference code (young-geng/JaxCQL ``conservative_sac.py``, reused by nakamotoo/Cal-QL). For a
+minibatch (s, a, r, s', d) and each critic Q_i:
+
+- TD loss: ``E[(Q_i(s, a) - y)^2]`` with ``y = r + γ (1 - d) min_j Q̄_j(s', a')``, a' ~ π(·|s')
+  (no entropy bonus by default, ``backup_entropy=False`` as in the official code). With
+  ``max_target_backup`` N = ``num_samples`` next actions are drawn and the target takes
+  ``max_k min_j Q̄_j(s', a'_k)``.
+- Conservative penalty (Eq. 4 with the Appendix F estimator), weight α = ``cql_alpha``::
+
+      gap_i = E_s[ T log Σ_{k=1}^{3M} exp((Q_i(s, a_k) - log μ(a_k|s)) / T) - Q_i(s, a) ]
+
+  over M uniform actions (log μ = A log ½), M actions from π(·|s) and M from π(·|s'), all
+  evaluated at the current state s (`hybridrl.core.losses.cql_logsumexp_penalty`). The
+  critic minimizes ``Σ_i (TD_i + α gap_i)``.
+- Lagrange variant (``lagrange=True``, Appendix F): the critic minimizes
+  ``Σ_i (TD_i + α' α (gap_i - τ))`` with τ = ``target_action_gap`` and α' = exp(log α')
+  (a constant for the critic); α' descends ``α · (-α' (mean_i gap_i - τ))``
+  (`losses.cql_alpha_lagrange_loss` times α, exactly the JAX code's multiplier loss), so it
+  grows while the gap exceeds τ.
+- Actor and temperature: SAC's (`sac.update_actor`), with the min of the critics
+  (``actor_q="min"``, as the official code) and target entropy -|A|.
+- Cal-QL (Nakamoto et al., 2023; see `hybridrl.agents.calql`): when ``enable_calql`` is true
+  the policy-action columns (π(·|s) and π(·|s')) of the penalty are replaced by
+  ``max(Q, V^μ(s))`` with V^μ the Monte-Carlo return ``batch.extras["mc_returns"]``
+  (`losses.calql_bound`) before log π is subtracted. ``enable_calql`` is a traced leaf: one
+  compiled update serves CQL and Cal-QL, and the bound can be switched off (e.g. at the
+  offline-to-online switch) without recompiling. A batch without ``mc_returns`` gets no
+  bound (plain CQL); `hybridrl.agents.calql` refuses such batches.
+
+Update-to-data: as `sac.update`, the batch of ``utd_ratio * B`` transitions is split into
+``utd_ratio`` minibatches; the critic (and α') takes one step on each inside a ``lax.scan``,
+then the actor and temperature one step on the last minibatch.
+
+Deviations from the official JAX code (all documented in ``docs/agents/cql.md``):
+
+- The actor/temperature step follows the critic step (SAC's order, using the just-updated
+  critics); the official code computes every loss from the same parameters and steps them
+  simultaneously.
+- The temperature loss uses α = exp(log α) (`networks.Temperature`) where the official code
+  multiplies log α; same fixed point, gradient scaled by α.
+- The actor is `networks.TanhGaussianActor` (log σ clipped to [-20, 2], final-layer init 1e-2);
+  the official policy adds ``log_std_offset=-1`` and uses orthogonal initialization.
+- ``max_target_backup`` never adds an entropy bonus (as the original PyTorch CQL code,
+  aviralkumar2907/CQL ``cql.py``); the JAX code would subtract α log π of the argmax action
+  if ``backup_entropy`` were also set. The max is taken over ``min_j Q̄_j`` (JAX code order;
+  the PyTorch code takes the max per critic, then the min).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, cast
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from hybridrl.agents import sac
+from hybridrl.core import losses
+from hybridrl.core.train_state import TrainState
+from hybridrl.data.transitions import Transitions
+from hybridrl.networks import Temperature
+from hybridrl.networks.ensemble import subsample_ensemble_min
+from hybridrl.types import HybridRLError
+
+Metrics = dict[str, jax.Array]
+
+
+@struct.dataclass
+class Config(sac.Config):
+    """CQL hyperparameters: SAC's fields (with CQL's defaults) plus the conservative penalty.
+
+    Structural fields (sample counts, switches, learning rates) are static; the penalty's
+    numbers (``cql_alpha``, ``target_action_gap``, ``cql_temperature``, clips) and
+    ``enable_calql`` are traced leaves, so sweeping them or flipping Cal-QL reuses the
+    compiled update.
+
+    Attributes (beyond `sac.Config`):
+        num_samples: M, actions sampled per state for each of the three sets (10 official).
+        lagrange: learn the penalty weight α' against ``target_action_gap``.
+        max_target_backup: target ``max_k min_j Q̄_j(s', a'_k)`` over ``num_samples`` next
+            actions, without an entropy bonus.
+        lagrange_lr: Adam learning rate of log α' (official: the critic's, 3e-4).
+        init_alpha_prime: initial α' (official JAX code: log α' = 1, α' = e).
+        cql_alpha: α, the penalty weight (``cql_min_q_weight``; 5.0 official default).
+        target_action_gap: τ of the Lagrange variant (JaxCQL default 1.0).
+        cql_temperature: T of the logsumexp (``cql_temp``, 1.0).
+        cql_clip_diff_min, cql_clip_diff_max: per-state clip of the gap (±∞ official).
+        enable_calql: apply Cal-QL's bound ``max(Q, mc_return)`` to the policy columns.
+    """
+
+    # SAC fields whose CQL defaults differ (JaxCQL / Cal-QL ``get_default_config``).
+    backup_entropy: bool = struct.field(pytree_node=False, default=False)
+    actor_q: str = struct.field(pytree_node=False, default="min")
+    actor_lr: float = struct.field(pytree_node=False, default=1e-4)
+    temperature_lr: float = struct.field(pytree_node=False, default=1e-4)
+    # CQL, static
+    num_samples: int = struct.field(pytree_node=False, default=10)
+    lagrange: bool = struct.field(pytree_node=False, default=False)
+    max_target_backup: bool = struct.field(pytree_node=False, default=False)
+    lagrange_lr: float = struct.field(pytree_node=False, default=3e-4)
+    init_alpha_prime: float = struct.field(pytree_node=False, default=math.e)
+    # CQL, traced
+    cql_alpha: float = 5.0
+    target_action_gap: float = 1.0
+    cql_temperature: float = 1.0
+    cql_clip_diff_min: float = -math.inf
+    cql_clip_diff_max: float = math.inf
+    enable_calql: bool = False
+
+
+@struct.dataclass
+class State(sac.State):
+    """SAC's state plus the Lagrange multiplier log α' (present, but frozen, when
+    ``lagrange=False``, so both variants share one pytree layout)."""
+
+    config: Config
+    alpha_prime: TrainState
+
+
+def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) -> State:
+    """SAC's networks (`sac.init`) plus log α'."""
+    if config.num_samples < 1:
+        raise ValueError(f"num_samples must be positive, got {config.num_samples}")
+    k_sac, k_prime = jax.random.split(key)
+    base = sac.init(config, k_sac, observation_dim, action_dim)
+    prime_net = Temperature(initial=config.init_alpha_prime)
+    alpha_prime = TrainState.create(
+        apply_fn=prime_net.apply,
+        params=prime_net.init(k_prime)["params"],
+        tx=optax.adam(config.lagrange_lr),
+    )
+    fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    return State(**fields, alpha_prime=alpha_prime)
+
+
+def _log_alpha_prime(params: Any) -> jax.Array:
+    return params["log_alpha"]
+
+
+def _repeat_states(observations: jax.Array, m: int) -> jax.Array:
+    """(B, D) -> (B, m, D): each state once per sampled action."""
+    return jnp.broadcast_to(
+        observations[:, None], (observations.shape[0], m, *observations.shape[1:])
+    )
+
+
+def _policy_samples(
+    state: State, observations: jax.Array, key: jax.Array, m: int
+) -> tuple[jax.Array, jax.Array]:
+    """m actions per state from π(·|s) and their log-densities: (B, m, A), (B, m)."""
+    dist = state.actor.apply_fn({"params": state.actor.params}, observations)
+    actions, log_probs = dist.sample_and_log_prob(key, (m,))
+    return jnp.swapaxes(actions, 0, 1), jnp.swapaxes(log_probs, 0, 1)
+
+
+def critic_target(state: State, batch: Transitions, key: jax.Array) -> jax.Array:
+    """The TD target y (constant): SAC's (`sac.critic_target`), or with ``max_target_backup``
+    ``r + γ (1 - d) max_k min_j Q̄_j(s', a'_k)`` over ``num_samples`` actions a'_k ~ π(·|s')."""
+    cfg = state.config
+    if not cfg.max_target_backup:
+        return sac.critic_target(state, batch, key)
+    k_pi, k_sub, k_drop = jax.random.split(key, 3)
+    m = cfg.num_samples
+    next_actions, _ = _policy_samples(state, batch.next_observations, k_pi, m)
+    next_obs = _repeat_states(batch.next_observations, m)
+    next_qs = sac.critic_apply(state, state.critic.target_params, next_obs, next_actions, k_drop)
+    k = cfg.num_min_qs if cfg.num_min_qs is not None else cfg.num_qs
+    next_q = subsample_ensemble_min(next_qs, k_sub, k).max(axis=-1)  # (B,)
+    return jax.lax.stop_gradient(
+        losses.td_target(batch.rewards, batch.terminals, next_q, cfg.discount)
+    )
+
+
+def alpha_prime(state: State) -> jax.Array:
+    """The Lagrange multiplier α' = clip(exp(log α'), 0, 1e6)."""
+    return losses.cql_alpha_prime(_log_alpha_prime(state.alpha_prime.params))
+
+
+def conservative_penalty(
+    state: sac.State, params: Any, batch: Transitions, key: jax.Array
+) -> tuple[jax.Array, Metrics]:
+    """The weighted CQL(H) / Cal-QL term of the critic loss, and its metrics.
+
+    ``Σ_i α gap_i`` (or ``Σ_i α' α (gap_i - τ)`` with ``lagrange``, α' constant), with
+    ``gap_i`` from `losses.cql_logsumexp_penalty` over M uniform, M π(·|s) and M π(·|s')
+    actions, all evaluated at s; with ``mc_returns`` in the batch, the policy columns pass
+    through `losses.calql_bound` (active when ``enable_calql``). A `sac.CriticRegularizer`:
+    ``key`` is the critic step's dropout key (reused for Q(s, a), so it matches the TD term),
+    the sampling keys are folded from it.
+    """
+    st = cast(State, state)
+    cfg = st.config
+    b, a_dim = batch.actions.shape[0], batch.actions.shape[-1]
+    m = cfg.num_samples
+    k_rand, k_cur, k_next = (jax.random.fold_in(key, i) for i in range(3))
+
+    # The three sampled sets, all evaluated at the current states s.
+    random_actions = jax.random.uniform(k_rand, (b, m, a_dim), minval=-1.0, maxval=1.0)
+    cur_actions, cur_log_probs = _policy_samples(st, batch.observations, k_cur, m)
+    next_actions, next_log_probs = _policy_samples(st, batch.next_observations, k_next, m)
+    ood_actions = jax.lax.stop_gradient(
+        jnp.concatenate([random_actions, cur_actions, next_actions], axis=1)
+    )  # (B, 3M, A)
+    random_log_density = jnp.full((b, m), losses.cql_random_log_density(a_dim))
+    log_densities = jnp.concatenate([random_log_density, cur_log_probs, next_log_probs], axis=1)
+    ood_obs = _repeat_states(batch.observations, 3 * m)
+
+    qs = sac.critic_apply(st, params, batch.observations, batch.actions, key)  # (N, B)
+    q_ood = sac.critic_apply(st, params, ood_obs, ood_actions, key)  # (N, B, 3M)
+    q_random, q_pi = q_ood[..., :m], q_ood[..., m:]
+    metrics: Metrics = {"q_random_mean": q_random.mean(), "q_policy_mean": q_pi.mean()}
+    mc_returns = batch.extras.get("mc_returns")
+    if mc_returns is None and isinstance(cfg.enable_calql, bool) and cfg.enable_calql:
+        raise HybridRLError("enable_calql needs Monte-Carlo returns in batch.extras['mc_returns']")
+    if mc_returns is not None:
+        bound = jnp.asarray(mc_returns, q_pi.dtype)[:, None]
+        metrics["calql_bound_rate"] = jnp.mean(q_pi < bound)
+        q_pi = losses.calql_bound(q_pi, bound, cfg.enable_calql)
+    gap = losses.cql_logsumexp_penalty(
+        qs,
+        jnp.concatenate([q_random, q_pi], axis=-1),
+        log_densities,
+        cfg.cql_temperature,
+        cfg.cql_clip_diff_min,
+        cfg.cql_clip_diff_max,
+    )
+    if cfg.lagrange:
+        loss = alpha_prime(st) * cfg.cql_alpha * (gap - cfg.target_action_gap)
+    else:
+        loss = cfg.cql_alpha * gap
+    loss = qs.shape[0] * loss  # summed over critics, like the TD part
+    return loss, {**metrics, "cql_gap": gap, "cql_loss": loss}
+
+
+def update_critic(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Metrics]:
+    """One step of every critic on TD + CQL penalty (`sac.critic_loss` with
+    `conservative_penalty`), then Polyak; then one step of log α' when ``lagrange``."""
+    cfg = state.config
+    k_target, k_loss = jax.random.split(key)
+    target = critic_target(state, batch, k_target)
+
+    def loss_fn(params: Any) -> tuple[jax.Array, Metrics]:
+        return sac.critic_loss(state, params, batch, target, k_loss, conservative_penalty)
+
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.critic.params)
+    critic = state.critic.apply_gradients(grads=grads).update_target(cfg.tau)
+    prime = state.alpha_prime
+    if cfg.lagrange:
+        gap = metrics["cql_gap"]
+
+        def prime_loss_fn(params: Any) -> jax.Array:
+            # The JAX code's multiplier loss carries the weight α: α · (-α' (gap - τ)).
+            return cfg.cql_alpha * losses.cql_alpha_lagrange_loss(
+                _log_alpha_prime(params), gap, cfg.target_action_gap
+            )
+
+        prime_loss, prime_grads = jax.value_and_grad(prime_loss_fn)(prime.params)
+        prime = prime.apply_gradients(grads=prime_grads)
+        metrics = {**metrics, "alpha_prime": alpha_prime(state), "alpha_prime_loss": prime_loss}
+    return dataclasses.replace(state, critic=critic, alpha_prime=prime), metrics
+
+
+def update(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Metrics]:
+    """One CQL update from ``utd_ratio * B`` transitions (pure; jit it or use
+    `hybridrl.training.scan_updates`): ``utd_ratio`` critic/α' steps in a ``lax.scan``, then
+    one SAC actor and temperature step (`sac.update_actor`) on the last minibatch."""
+    g = state.config.utd_ratio
+    n = batch.rewards.shape[0]
+    if n % g:
+        raise ValueError(f"batch of {n} does not split into utd_ratio={g} minibatches")
+    minibatches = jax.tree_util.tree_map(lambda x: x.reshape(g, n // g, *x.shape[1:]), batch)
+    k_critic, k_actor = jax.random.split(key)
+    keys = jax.random.split(k_critic, g)
+
+    def critic_step(s: State, xs: tuple[Transitions, jax.Array]) -> tuple[State, Metrics]:
+        return update_critic(s, xs[0], xs[1])
+
+    state, critic_metrics = jax.lax.scan(critic_step, state, (minibatches, keys))
+    last = jax.tree_util.tree_map(lambda x: x[-1], minibatches)
+    new_state, actor_metrics = sac.update_actor(state, last, k_actor)
+    metrics = {k: v.mean() for k, v in critic_metrics.items()}
+    return cast(State, new_state), {**metrics, **actor_metrics}
+
+
+def act(
+    state: State, observations: jax.Array, key: jax.Array, deterministic: bool = False
+) -> jax.Array:
+    """Actions in [-1, 1] (SAC's tanh-Gaussian policy; ``tanh(mean)`` when deterministic)."""
+    return sac.act(state, observations, key, deterministic)
