@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from hybridrl.agents import get_agent
@@ -79,6 +80,32 @@ def measure_hybridrl(
     return best
 
 
+def update_gflops(
+    name: str, *, batch_size: int = 256, obs_dim: int = 17, act_dim: int = 6
+) -> float:
+    """XLA's count of floating-point operations of one update (both branches of a ``cond``
+    are counted, so TD3-style delayed actors are over-counted by about half an actor step)."""
+    agent = get_agent(name)
+    state = agent.init(standard_config(name), jax.random.PRNGKey(0), obs_dim, act_dim)
+    n = batch_size * int(getattr(state.config, "utd_ratio", 1))
+    batch = jax.tree_util.tree_map(lambda x: x[:n], _buffer(n, obs_dim, act_dim).data)
+    compiled = jax.jit(agent.update).lower(state, batch, jax.random.PRNGKey(0)).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float((cost or {}).get("flops", 0.0)) / 1e9
+
+
+def matmul_peak_gflops(size: int = 256, repeats: int = 1000) -> float:
+    """Sustained GFLOP/s of chained ``size``-square matmuls: the ceiling for 2x256 MLPs."""
+    w = jnp.full((size, size), 1.0 / size, jnp.float32)
+    chain = jax.jit(lambda x: jax.lax.fori_loop(0, repeats, lambda _, y: jnp.tanh(y @ w), x))
+    x = jnp.ones((size, size), jnp.float32)
+    chain(x).block_until_ready()
+    start = time.perf_counter()
+    chain(x).block_until_ready()
+    return repeats * 2 * size**3 / (time.perf_counter() - start) / 1e9
+
+
 def find_d3rlpy_python(explicit: str | None = None) -> str | None:
     """The Python of an environment with d3rlpy, if any."""
     candidates = [explicit] if explicit else []
@@ -96,6 +123,7 @@ def measure_d3rlpy(
     script = Path(__file__).with_name("bench_d3rlpy.py")
     cmd = [
         python,
+        "-P",
         str(script),
         "--agents",
         ",".join(agents),
@@ -129,6 +157,8 @@ def throughput_table(
         if progress:
             print(f"hybridrl {name} ...", file=sys.stderr, flush=True)
         results["hybridrl"][name] = measure_hybridrl(name, chunk=chunk, batch_size=batch_size)
+        if progress:
+            print(f"  {results['hybridrl'][name]:,.0f} updates/s", file=sys.stderr, flush=True)
     python = find_d3rlpy_python(d3rlpy_python)
     compared = [a for a in agents if a in COMPARED]
     if python and compared:
@@ -142,19 +172,29 @@ def throughput_table(
             obs_dim=17,
             act_dim=6,
         )
+    # Where the hardware sets the limit: FLOPs per update against sustained matmul speed.
+    results["matmul_peak_gflops"] = peak = matmul_peak_gflops()
+    results["gflops_per_update"] = {name: update_gflops(name) for name in agents}
     lines = [
-        "| agent | hybridrl updates/s | d3rlpy updates/s | ratio |",
-        "|---|---:|---:|---:|",
+        "| agent | hybridrl updates/s | d3rlpy updates/s | ratio | GFLOP/update | "
+        "hybridrl % of matmul peak | ratio ceiling |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in agents:
         ours = results["hybridrl"][name]
         theirs = results["d3rlpy"].get(name)
+        gflop = results["gflops_per_update"][name]
         ratio = f"{ours / theirs:.1f}x" if theirs else "-"
         theirs_s = f"{theirs:,.0f}" if theirs else "-"
-        lines.append(f"| {name} | {ours:,.0f} | {theirs_s} | {ratio} |")
+        # at 100% of peak hybridrl would run peak / gflop updates/s
+        ceiling = f"{peak / gflop / theirs:.1f}x" if theirs and gflop else "-"
+        lines.append(
+            f"| {name} | {ours:,.0f} | {theirs_s} | {ratio} | {gflop:.2f} | "
+            f"{100 * ours * gflop / peak:.0f}% | {ceiling} |"
+        )
     header = (
         f"2x256 MLPs, batch 256, obs 17, act 6; device {results['device']}; "
-        f"{os.cpu_count()} CPUs visible"
+        f"{os.cpu_count()} CPUs visible; sustained 256x256 matmul {peak:.0f} GFLOP/s"
     )
     if results["d3rlpy"]:
         header += (

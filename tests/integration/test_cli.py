@@ -69,8 +69,9 @@ def test_readme_walkthrough(tmp_path):
 
 
 def test_every_verb_has_help():
-    for verb in ("collect", "inspect", "corrupt", "convert", "demo"):
+    for verb in ("collect", "inspect", "corrupt", "convert", "demo", "bench"):
         assert "Usage" in _ok([verb, "--help"])
+    assert "d3rlpy" in _ok(["bench", "throughput", "--help"])
 
 
 def test_bad_input_is_one_clear_line_and_exit_2(tmp_path):
