@@ -270,22 +270,8 @@ def update(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Met
     """One CQL update from ``utd_ratio * B`` transitions (pure; jit it or use
     `hybridrl.training.scan_updates`): ``utd_ratio`` critic/α' steps in a ``lax.scan``, then
     one SAC actor and temperature step (`sac.update_actor`) on the last minibatch."""
-    g = state.config.utd_ratio
-    n = batch.rewards.shape[0]
-    if n % g:
-        raise ValueError(f"batch of {n} does not split into utd_ratio={g} minibatches")
-    minibatches = jax.tree_util.tree_map(lambda x: x.reshape(g, n // g, *x.shape[1:]), batch)
-    k_critic, k_actor = jax.random.split(key)
-    keys = jax.random.split(k_critic, g)
-
-    def critic_step(s: State, xs: tuple[Transitions, jax.Array]) -> tuple[State, Metrics]:
-        return update_critic(s, xs[0], xs[1])
-
-    state, critic_metrics = jax.lax.scan(critic_step, state, (minibatches, keys))
-    last = jax.tree_util.tree_map(lambda x: x[-1], minibatches)
-    new_state, actor_metrics = sac.update_actor(state, last, k_actor)
-    metrics = {k: v.mean() for k, v in critic_metrics.items()}
-    return cast(State, new_state), {**metrics, **actor_metrics}
+    new_state, metrics = sac.utd_update(state, batch, key, update_critic)
+    return cast(State, new_state), metrics
 
 
 def act(

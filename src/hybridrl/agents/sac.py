@@ -254,19 +254,17 @@ def update_actor(state: State, batch: Transitions, key: jax.Array) -> tuple[Stat
     return dataclasses.replace(state, actor=actor, temperature=temperature), metrics
 
 
-def update(
-    state: State,
+def utd_update(
+    state: Any,
     batch: Transitions,
     key: jax.Array,
-    critic_regularizer: CriticRegularizer | None = None,
-) -> tuple[State, Metrics]:
-    """One SAC update from ``utd_ratio * B`` transitions.
+    critic_update: Callable[[Any, Transitions, jax.Array], tuple[Any, Metrics]],
+) -> tuple[Any, Metrics]:
+    """The update-to-data skeleton shared by SAC-family agents (SAC, EDAC, CQL, Cal-QL).
 
-    The batch is split into ``utd_ratio`` minibatches of B (as RLPD does); the critic takes one
-    step on each inside a ``lax.scan``, then the actor and temperature take one step on the
-    last minibatch. Pure; jit it, or run many with `hybridrl.training.scan_updates`.
-    ``critic_regularizer`` (optional, for agents built on SAC such as EDAC) adds a term to
-    every critic step's loss.
+    Splits ``utd_ratio * B`` transitions into ``utd_ratio`` minibatches (as RLPD does), runs
+    ``critic_update`` on each inside a ``lax.scan``, then one actor and temperature step
+    (`update_actor`) on the last minibatch; critic metrics are averaged over the scan.
     """
     g = state.config.utd_ratio
     n = batch.rewards.shape[0]
@@ -276,14 +274,28 @@ def update(
     k_critic, k_actor = jax.random.split(key)
     keys = jax.random.split(k_critic, g)
 
-    def critic_step(s: State, xs: tuple[Transitions, jax.Array]) -> tuple[State, Metrics]:
-        return update_critic(s, xs[0], xs[1], critic_regularizer)
+    def critic_step(s: Any, xs: tuple[Transitions, jax.Array]) -> tuple[Any, Metrics]:
+        return critic_update(s, xs[0], xs[1])
 
     state, critic_metrics = jax.lax.scan(critic_step, state, (minibatches, keys))
     last = jax.tree_util.tree_map(lambda x: x[-1], minibatches)
     state, actor_metrics = update_actor(state, last, k_actor)
     metrics = {k: v.mean() for k, v in critic_metrics.items()}
     return state, {**metrics, **actor_metrics}
+
+
+def update(
+    state: State,
+    batch: Transitions,
+    key: jax.Array,
+    critic_regularizer: CriticRegularizer | None = None,
+) -> tuple[State, Metrics]:
+    """One SAC update from ``utd_ratio * B`` transitions (see `utd_update`).
+
+    Pure; jit it, or run many with `hybridrl.training.scan_updates`. ``critic_regularizer``
+    (optional, for agents built on SAC such as EDAC) adds a term to every critic step's loss.
+    """
+    return utd_update(state, batch, key, lambda s, b, k: update_critic(s, b, k, critic_regularizer))
 
 
 def act(
