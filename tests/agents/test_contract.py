@@ -17,6 +17,7 @@ from hybridrl.data.transitions import Transitions
 from hybridrl.training.checkpoint import load_pytree, save_pytree
 from hybridrl.training.updates import batch_size_per_update, scan_updates
 from hybridrl.types import HybridRLError
+from tests.helpers import random_batch
 
 OBS_DIM, ACT_DIM, BATCH = 5, 2, 16
 
@@ -34,16 +35,7 @@ TINY_CONFIGS = {
 
 
 def _batch(key: jax.Array, n: int) -> Transitions:
-    k1, k2, k3, k4 = jax.random.split(key, 4)
-    return Transitions(
-        observations=jax.random.normal(k1, (n, OBS_DIM)),
-        actions=jax.random.uniform(k2, (n, ACT_DIM), minval=-1, maxval=1),
-        rewards=jax.random.normal(k3, (n,)),
-        next_observations=jax.random.normal(k4, (n, OBS_DIM)),
-        terminals=(jnp.arange(n) % 7 == 0).astype(jnp.float32),
-        timeouts=jnp.zeros(n),
-        extras={"mc_returns": jax.random.normal(k1, (n,))},
-    )
+    return random_batch(key, n, OBS_DIM, ACT_DIM, terminal_every=7, mc_returns=True)
 
 
 def _setup(name: str, seed: int):

@@ -13,20 +13,13 @@ from hybridrl.agents import edac, sac
 from hybridrl.core import losses
 from hybridrl.data.transitions import Transitions
 from hybridrl.types import HybridRLError
+from tests.helpers import random_batch
 
 OBS_DIM, ACT_DIM, B = 4, 3, 8
 
 
 def _batch(key: jax.Array, n: int = B) -> Transitions:
-    k1, k2, k3, k4 = jax.random.split(key, 4)
-    return Transitions(
-        observations=jax.random.normal(k1, (n, OBS_DIM)),
-        actions=jax.random.uniform(k2, (n, ACT_DIM), minval=-1, maxval=1),
-        rewards=jax.random.normal(k3, (n,)),
-        next_observations=jax.random.normal(k4, (n, OBS_DIM)),
-        terminals=(jnp.arange(n) % 3 == 0).astype(jnp.float32),
-        timeouts=jnp.zeros(n),
-    )
+    return random_batch(key, n, OBS_DIM, ACT_DIM, terminal_every=3)
 
 
 def _state(eta: float = 0.7, num_qs: int = 4) -> edac.State:

@@ -15,29 +15,15 @@ import numpy as np
 import pytest
 
 from hybridrl.agents import bc, td3, td3_bc
-from hybridrl.data.transitions import Transitions
 from hybridrl.training.offline import train_offline
 from hybridrl.training.online import evaluate, train_online
 from tests.agents.conftest import EVAL_EPISODES, EVAL_SEED
+from tests.helpers import random_batch, same_tree
+
+_batch = random_batch
 
 
-def _batch(key: jax.Array, n: int = 32, obs_dim: int = 3, act_dim: int = 1) -> Transitions:
-    k1, k2, k3, k4 = jax.random.split(key, 4)
-    return Transitions(
-        observations=jax.random.normal(k1, (n, obs_dim)),
-        actions=jax.random.uniform(k2, (n, act_dim), minval=-1, maxval=1),
-        rewards=jax.random.normal(k3, (n,)),
-        next_observations=jax.random.normal(k4, (n, obs_dim)),
-        terminals=jnp.zeros(n),
-        timeouts=jnp.zeros(n),
-    )
-
-
-def _same(a, b) -> bool:
-    return all(
-        np.array_equal(x, y)
-        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
-    )
+_same = same_tree
 
 
 # ----------------------------------------------------------------------------- mechanics

@@ -17,6 +17,7 @@ uses CORL's default λ = 1.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -24,31 +25,18 @@ import numpy as np
 import pytest
 
 from hybridrl.agents import awac, iql
-from hybridrl.data.transitions import Transitions
 from hybridrl.training.offline import train_offline
 from hybridrl.training.online import evaluate
 from tests.agents.conftest import EVAL_EPISODES, EVAL_SEED
+from tests.helpers import random_batch, same_tree
 
 TINY = (16, 16)
 
 
-def _batch(key: jax.Array, n: int = 32, obs_dim: int = 3, act_dim: int = 1) -> Transitions:
-    k1, k2, k3, k4 = jax.random.split(key, 4)
-    return Transitions(
-        observations=jax.random.normal(k1, (n, obs_dim)),
-        actions=jax.random.uniform(k2, (n, act_dim), minval=-1, maxval=1),
-        rewards=jax.random.normal(k3, (n,)),
-        next_observations=jax.random.normal(k4, (n, obs_dim)),
-        terminals=(jnp.arange(n) % 5 == 0).astype(jnp.float32),
-        timeouts=jnp.zeros(n),
-    )
+_batch = partial(random_batch, terminal_every=5)
 
 
-def _same(a, b) -> bool:
-    return all(
-        np.array_equal(x, y)
-        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
-    )
+_same = same_tree
 
 
 # ----------------------------------------------------------------------------- IQL mechanics

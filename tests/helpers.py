@@ -1,0 +1,46 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hybridrl.data.transitions import Transitions
+
+
+def random_batch(
+    key: jax.Array,
+    n: int = 32,
+    obs_dim: int = 3,
+    act_dim: int = 1,
+    *,
+    terminal_every: int = 0,
+    mc_returns: bool = False,
+) -> Transitions:
+    """Random transitions with actions in [-1, 1]; every ``terminal_every``-th row terminal."""
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    terminals = (
+        (jnp.arange(n) % terminal_every == 0).astype(jnp.float32)
+        if terminal_every
+        else jnp.zeros(n)
+    )
+    return Transitions(
+        observations=jax.random.normal(k1, (n, obs_dim)),
+        actions=jax.random.uniform(k2, (n, act_dim), minval=-1, maxval=1),
+        rewards=jax.random.normal(k3, (n,)),
+        next_observations=jax.random.normal(k4, (n, obs_dim)),
+        terminals=terminals,
+        timeouts=jnp.zeros(n),
+        extras={"mc_returns": jax.random.normal(k1, (n,))} if mc_returns else {},
+    )
+
+
+def same_tree(a: Any, b: Any) -> bool:
+    """Whether two pytrees have exactly equal leaves."""
+    return all(
+        np.array_equal(x, y)
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
+    )
