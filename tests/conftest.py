@@ -21,19 +21,26 @@ def make_chain_dataset(
     obs_dim: int = 3,
     act_dim: int = 2,
     seed: int = 0,
+    episode_rewards: tuple[float, ...] | None = None,
 ) -> Dataset:
     """Episodes whose next observations chain into the following step's observation.
 
     ``ends[i]`` is ``terminal``, ``timeout`` or ``none`` (the log stops mid-episode).
+    ``episode_rewards[i]``, when given, is episode i's constant per-step reward (else random).
     """
     rng = np.random.default_rng(seed)
     obs, nxt, act, rew, term, tout = [], [], [], [], [], []
-    for length, end in zip(episode_lengths, ends, strict=True):
+    rewards = episode_rewards or (None,) * len(episode_lengths)
+    for length, end, reward in zip(episode_lengths, ends, rewards, strict=True):
         states = rng.normal(size=(length + 1, obs_dim)).astype(np.float32)
         obs.append(states[:-1])
         nxt.append(states[1:])
         act.append(rng.uniform(-1, 1, size=(length, act_dim)).astype(np.float32))
-        rew.append(rng.normal(size=length).astype(np.float32))
+        rew.append(
+            np.full(length, reward, np.float32)
+            if reward is not None
+            else rng.normal(size=length).astype(np.float32)
+        )
         t = np.zeros(length, np.float32)
         o = np.zeros(length, np.float32)
         if end == "terminal":

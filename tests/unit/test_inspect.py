@@ -17,6 +17,7 @@ from hybridrl.data.inspect import (
 )
 from hybridrl.data.transitions import make_transitions
 from hybridrl.types import DatasetError, SpaceSpec
+from tests.conftest import make_chain_dataset
 
 OBS_SPACE = SpaceSpec(
     kind="box", shape=(3,), dtype="float32", low=(-np.inf,) * 3, high=(np.inf,) * 3
@@ -31,44 +32,18 @@ RETURNS = [5.0, 8.0, 3.0]
 def episodes_dataset(
     episodes=EPISODES, *, incomplete_tail: int = 0, ref=(None, None), seed: int = 0
 ) -> Dataset:
-    rng = np.random.default_rng(seed)
-    obs, nxt, act, rew, term, tout = [], [], [], [], [], []
-    for length, r, end in [
-        *episodes,
-        *([(incomplete_tail, 4.0, "none")] if incomplete_tail else []),
-    ]:
-        seq = rng.normal(size=(length + 1, 3))
-        obs.append(seq[:-1])
-        nxt.append(seq[1:])
-        act.append(rng.uniform(-1, 1, size=(length, 2)))
-        rew.append(np.full(length, r))
-        flags = np.zeros(length)
-        t_flags = np.zeros(length)
-        if end == "terminal":
-            flags[-1] = 1
-        elif end == "timeout":
-            t_flags[-1] = 1
-        term.append(flags)
-        tout.append(t_flags)
-    t = make_transitions(
-        np.concatenate(obs),
-        np.concatenate(act),
-        np.concatenate(rew),
-        np.concatenate(nxt),
-        np.concatenate(term),
-        np.concatenate(tout),
-        extras={"episode_ids": np.repeat(np.arange(len(obs)), [len(o) for o in obs])},
-    )
-    meta = DatasetMetadata(
-        OBS_SPACE,
-        ACT_SPACE,
+    eps = [*episodes, *([(incomplete_tail, 4.0, "none")] if incomplete_tail else [])]
+    lengths, rewards, ends = zip(*eps, strict=True)
+    ds = make_chain_dataset(lengths, ends, seed=seed, episode_rewards=rewards).with_episode_ids()
+    return ds.with_metadata(
+        observation_space=OBS_SPACE,
+        action_space=ACT_SPACE,
         env_id="Toy-v0",
         source="test",
         name="toy",
         ref_min_score=ref[0],
         ref_max_score=ref[1],
     )
-    return Dataset.create(t, meta)
 
 
 def array_dataset(obs: np.ndarray, act: np.ndarray) -> Dataset:

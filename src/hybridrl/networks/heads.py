@@ -130,6 +130,28 @@ def _log_std(
     return jnp.clip(log_std, low, high)
 
 
+def _gaussian_head(
+    head: Any, observations: jax.Array, training: bool
+) -> tuple[jax.Array, jax.Array]:
+    """Trunk, then the mean layer and the clipped log-std of a Gaussian policy head (inside the
+    caller's ``nn.compact`` scope, so the parameter names stay ``mean``/``log_std``)."""
+    x = _trunk(head)(observations, training)
+    mean = nn.Dense(head.action_dim, kernel_init=default_init(head.final_init_scale), name="mean")(
+        x
+    )
+    log_std = _log_std(
+        head,
+        x,
+        mean,
+        head.action_dim,
+        head.state_dependent_std,
+        head.final_init_scale,
+        head.log_std_min,
+        head.log_std_max,
+    )
+    return mean, log_std
+
+
 class TanhGaussianActor(nn.Module):
     """pi(a|s) = tanh(N(mu(s), sigma(s)^2)): SAC, CQL, Cal-QL, SAC-N/EDAC, AWAC, RLPD.
 
@@ -161,20 +183,7 @@ class TanhGaussianActor(nn.Module):
 
     @nn.compact
     def __call__(self, observations: jax.Array, training: bool = False) -> TanhNormal:
-        x = _trunk(self)(observations, training)
-        mean = nn.Dense(
-            self.action_dim, kernel_init=default_init(self.final_init_scale), name="mean"
-        )(x)
-        log_std = _log_std(
-            self,
-            x,
-            mean,
-            self.action_dim,
-            self.state_dependent_std,
-            self.final_init_scale,
-            self.log_std_min,
-            self.log_std_max,
-        )
+        mean, log_std = _gaussian_head(self, observations, training)
         return TanhNormal(mean, log_std)
 
 
@@ -201,20 +210,7 @@ class GaussianActor(nn.Module):
 
     @nn.compact
     def __call__(self, observations: jax.Array, training: bool = False) -> Normal:
-        x = _trunk(self)(observations, training)
-        mean = nn.Dense(
-            self.action_dim, kernel_init=default_init(self.final_init_scale), name="mean"
-        )(x)
-        log_std = _log_std(
-            self,
-            x,
-            mean,
-            self.action_dim,
-            self.state_dependent_std,
-            self.final_init_scale,
-            self.log_std_min,
-            self.log_std_max,
-        )
+        mean, log_std = _gaussian_head(self, observations, training)
         return Normal(jnp.tanh(mean), log_std)
 
 
