@@ -6,6 +6,7 @@ import difflib
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from hybridrl.types import HybridRLError, SpaceSpec
 
@@ -36,3 +37,31 @@ def env_spaces(env_id: str) -> tuple[SpaceSpec, SpaceSpec]:
         return SpaceSpec.from_gym(env.observation_space), SpaceSpec.from_gym(env.action_space)
     finally:
         env.close()
+
+
+def make_unit_action_env(env_id: str, **kwargs: Any) -> gym.Env:
+    """``env_id`` with Box actions rescaled to [-1, 1], the range every agent acts in."""
+    env = make_env(env_id, **kwargs)
+    if not isinstance(env.action_space, gym.spaces.Box):
+        raise HybridRLError(f"{env_id}: continuous-control agents need a Box action space")
+    ones = np.ones(env.action_space.shape, np.float32)
+    return gym.wrappers.RescaleAction(env, -ones, ones)
+
+
+def make_vector_env(
+    env_id: str, num_envs: int, *, asynchronous: bool = False, **kwargs: Any
+) -> gym.vector.VectorEnv:
+    """``num_envs`` copies of `make_unit_action_env` as a Gymnasium vector env.
+
+    Autoreset is ``SAME_STEP``: when a sub-env's episode ends, ``step`` already returns the
+    next episode's first observation and puts the true final one in ``info["final_obs"]``, so
+    every step yields one complete transition (no dummy step between episodes).
+    """
+    if num_envs <= 0:
+        raise HybridRLError(f"num_envs must be positive, got {num_envs}")
+    make_env(env_id, **kwargs).close()  # unknown ids and spaces fail here with a clear error
+    fns = [lambda: make_unit_action_env(env_id, **kwargs) for _ in range(num_envs)]
+    mode = gym.vector.AutoresetMode.SAME_STEP
+    if asynchronous:
+        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,3 +54,37 @@ def _check_shapes(template: Any, restored: Any, p: Path) -> None:
                 f"checkpoint {p} does not match this configuration: "
                 f"{jax.tree_util.keystr(where)} has shape {np.shape(b)}, expected {np.shape(a)}"
             )
+
+
+def save_checkpoint(tree: Any, meta: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write a pytree and a JSON-able ``meta`` dict into one file, atomically.
+
+    One file (not a pytree file plus a sidecar) so that a kill between two writes can never
+    pair a state with the counters of another step.
+    """
+    path = Path(path)
+    payload = {"tree": serialization.to_state_dict(tree), "meta": json.dumps(meta)}
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(serialization.msgpack_serialize(payload))
+    return path
+
+
+def load_checkpoint(template: T, path: str | os.PathLike[str]) -> tuple[T, dict[str, Any]]:
+    """Read a `save_checkpoint` file into the structure of ``template``; returns (tree, meta).
+
+    A truncated or foreign file, or one written for other shapes, raises `HybridRLError`
+    naming the file.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise HybridRLError(f"checkpoint {p} does not exist")
+    try:
+        payload = serialization.msgpack_restore(p.read_bytes())
+        meta = json.loads(payload["meta"])
+        restored = serialization.from_state_dict(template, payload["tree"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HybridRLError(f"checkpoint {p} is unreadable or from another run: {exc}") from exc
+    except Exception as exc:  # msgpack raises its own exception types on truncated input
+        raise HybridRLError(f"checkpoint {p} is unreadable (truncated?): {exc}") from exc
+    _check_shapes(template, restored, p)
+    return restored, meta

@@ -1,0 +1,359 @@
+"""A run is data: a list of phases, each with the hooks applied when it starts.
+
+Three phase kinds cover the offline-to-online literature:
+
+- `Offline`: ``updates`` agent updates on minibatches of the dataset; no environment.
+- `Warmup`: ``steps`` environment steps with a frozen policy (the pretrained one, or uniform
+  random actions) and **no** updates; the transitions go to the online buffer (WSRL's warm-up,
+  Zhou et al., 2024).
+- `Online`: ``steps`` environment steps; after each batch of N vector-env steps the agent takes
+  ``updates_per_step × N`` updates on batches drawn from the online buffer and, with
+  ``offline_ratio > 0``, from the dataset at that ratio (RLPD's symmetric sampling is 0.5).
+
+Hooks transform the run's `Learner` (agent state, buffers) at the start of a phase — the
+"switch" is nothing more than the hooks of the first phase after pretraining:
+
+- `SetConfig`: change agent config values (CQL α, IQL temperature, utd_ratio, ...);
+- `ResetOptimizers`: fresh optimizer state (Adam moments) for some or all networks;
+- `SwitchAgent`: update and act with another agent module from now on (WSRL: Cal-QL → SAC);
+- `DisableCalibration`: Cal-QL → CQL (the calibration bound off, no Monte-Carlo returns needed);
+- `DropOfflineData`: release the dataset; later phases cannot sample it (WSRL);
+- `SeedBuffer`: copy the dataset into the online buffer ("naive" fine-tuning appends the
+  offline data to the replay buffer).
+
+Phases and hooks are frozen dataclasses with ``to_dict``/``from_dict``, so a recipe can be
+written in TOML/JSON, stored in ``run.json`` and compared on ``--resume``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import jax
+import numpy as np
+
+from hybridrl.data.replay import ReplayBuffer, replay_add
+from hybridrl.types import HybridRLError
+
+
+# ------------------------------------------------------------------------------ learner
+@dataclass
+class Learner:
+    """What hooks act on: the agent in effect, its state and the two buffers.
+
+    Attributes:
+        agent_name: registry name of the agent whose ``update``/``act`` run now.
+        state: the agent state pytree.
+        offline: the dataset as a full replay buffer, or None (no dataset, or dropped).
+        online: the buffer that environment transitions go to, or None (offline-only runs).
+    """
+
+    agent_name: str
+    state: Any
+    offline: ReplayBuffer | None
+    online: ReplayBuffer | None
+
+
+# -------------------------------------------------------------------------------- hooks
+@dataclass(frozen=True)
+class Hook:
+    """Base of the switch hooks; subclasses implement `apply`."""
+
+    kind: ClassVar[str] = "hook"
+
+    def apply(self, learner: Learner) -> Learner:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hook": self.kind, **_jsonable(dataclasses.asdict(self))}
+
+
+@dataclass(frozen=True)
+class SetConfig(Hook):
+    """Replace agent config fields, e.g. ``SetConfig({"cql_alpha": 0.0})``.
+
+    Numeric (traced) fields change without recompiling; structural ones (``utd_ratio``,
+    ``backup_entropy``) recompile the update once. Unknown names raise `HybridRLError`.
+    """
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+    kind: ClassVar[str] = "set_config"
+
+    def apply(self, learner: Learner) -> Learner:
+        config = learner.state.config
+        names = {f.name for f in dataclasses.fields(config)}
+        unknown = sorted(set(self.values) - names)
+        if unknown:
+            raise HybridRLError(
+                f"set_config: {type(config).__module__}.Config has no field(s) "
+                f"{', '.join(unknown)}; fields: {', '.join(sorted(names))}"
+            )
+        new_config = dataclasses.replace(config, **dict(self.values))
+        state = dataclasses.replace(learner.state, config=new_config)
+        return dataclasses.replace(learner, state=state)
+
+
+@dataclass(frozen=True)
+class ResetOptimizers(Hook):
+    """Re-initialise optimizer states (Adam moments and step counts) of the named networks
+    (``("actor", "critic")``...) or of every network when ``networks`` is empty."""
+
+    networks: tuple[str, ...] = ()
+    kind: ClassVar[str] = "reset_optimizers"
+
+    def apply(self, learner: Learner) -> Learner:
+        state = learner.state
+        trainable = {
+            f.name: getattr(state, f.name)
+            for f in dataclasses.fields(state)
+            if hasattr(getattr(state, f.name), "opt_state")
+        }
+        wanted = self.networks or tuple(trainable)
+        missing = sorted(set(wanted) - set(trainable))
+        if missing:
+            raise HybridRLError(
+                f"reset_optimizers: the agent state has no network(s) {', '.join(missing)}; "
+                f"networks: {', '.join(sorted(trainable))}"
+            )
+        changes = {
+            name: trainable[name].replace(opt_state=trainable[name].tx.init(trainable[name].params))
+            for name in wanted
+        }
+        return dataclasses.replace(learner, state=dataclasses.replace(state, **changes))
+
+
+@dataclass(frozen=True)
+class SwitchAgent(Hook):
+    """Update and act with agent ``name`` from now on; its ``State`` must be a base class of
+    the current state's (e.g. ``cql``/``calql`` → ``sac``: a CQL state *is* a SAC state)."""
+
+    name: str = "sac"
+    kind: ClassVar[str] = "switch_agent"
+
+    def apply(self, learner: Learner) -> Learner:
+        from hybridrl.agents import get_agent
+
+        module = get_agent(self.name)
+        if not isinstance(learner.state, module.State):
+            raise HybridRLError(
+                f"switch_agent: a {type(learner.state).__module__} state cannot be updated by "
+                f"'{self.name}' (its State is not a base of the current one)"
+            )
+        return dataclasses.replace(learner, agent_name=self.name)
+
+
+@dataclass(frozen=True)
+class DisableCalibration(Hook):
+    """Turn Cal-QL's calibration off: ``enable_calql=False`` and Cal-QL → CQL, which does not
+    need Monte-Carlo returns in the batches."""
+
+    kind: ClassVar[str] = "disable_calibration"
+
+    def apply(self, learner: Learner) -> Learner:
+        if not hasattr(learner.state.config, "enable_calql"):
+            raise HybridRLError(
+                f"disable_calibration: agent '{learner.agent_name}' has no calibration"
+            )
+        learner = SetConfig({"enable_calql": False}).apply(learner)
+        if learner.agent_name == "calql":
+            learner = dataclasses.replace(learner, agent_name="cql")
+        return learner
+
+
+@dataclass(frozen=True)
+class DropOfflineData(Hook):
+    """Release the dataset: later phases sample only online data (WSRL retains none)."""
+
+    kind: ClassVar[str] = "drop_offline_data"
+
+    def apply(self, learner: Learner) -> Learner:
+        return dataclasses.replace(learner, offline=None)
+
+
+@dataclass(frozen=True)
+class SeedBuffer(Hook):
+    """Append the whole dataset to the online buffer (naive fine-tuning of IQL/AWAC/CQL)."""
+
+    kind: ClassVar[str] = "seed_buffer"
+
+    def apply(self, learner: Learner) -> Learner:
+        if learner.offline is None or learner.online is None:
+            raise HybridRLError("seed_buffer needs a dataset and an online phase")
+        keys = set(learner.online.data.extras)
+        rows = learner.offline.data
+        rows = rows.replace(extras={k: v for k, v in rows.extras.items() if k in keys})
+        size = int(learner.offline.size)
+        rows = jax.tree_util.tree_map(lambda x: x[:size], rows)
+        return dataclasses.replace(learner, online=replay_add(learner.online, rows))
+
+
+HOOKS: dict[str, type[Hook]] = {
+    h.kind: h
+    for h in (
+        SetConfig,
+        ResetOptimizers,
+        SwitchAgent,
+        DisableCalibration,
+        DropOfflineData,
+        SeedBuffer,
+    )
+}
+
+
+def hook_from_dict(data: Mapping[str, Any]) -> Hook:
+    """A hook from ``{"hook": kind, **fields}`` (the inverse of `Hook.to_dict`)."""
+    data = dict(data)
+    kind = data.pop("hook", None)
+    if kind not in HOOKS:
+        raise HybridRLError(f"unknown hook '{kind}'; available: {', '.join(sorted(HOOKS))}")
+    cls = HOOKS[kind]
+    if "networks" in data:
+        data["networks"] = tuple(data["networks"])
+    return _construct(cls, data, f"hook '{kind}'")
+
+
+# ------------------------------------------------------------------------------- phases
+@dataclass(frozen=True)
+class Phase:
+    """Base of the phase kinds. ``hooks`` run, in order, when the phase starts."""
+
+    name: str = ""
+    hooks: tuple[Hook, ...] = ()
+    kind: ClassVar[str] = "phase"
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind
+
+    @property
+    def env_steps(self) -> int:
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields["hooks"] = [h.to_dict() for h in self.hooks]
+        return {"phase": self.kind, **_jsonable(fields)}
+
+    def validate(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Offline(Phase):
+    """``updates`` updates on uniform minibatches of ``batch_size`` dataset transitions."""
+
+    updates: int = 0
+    batch_size: int = 256
+    kind: ClassVar[str] = "offline"
+
+    def validate(self) -> None:
+        _positive(self, "updates", self.updates, allow_zero=True)
+        _positive(self, "batch_size", self.batch_size)
+
+
+@dataclass(frozen=True)
+class Warmup(Phase):
+    """``steps`` env steps with a frozen policy and no updates.
+
+    ``policy``: "frozen" (the current agent's stochastic policy), "frozen_deterministic" or
+    "random" (uniform actions).
+    """
+
+    steps: int = 0
+    policy: str = "frozen"
+    kind: ClassVar[str] = "warmup"
+
+    @property
+    def env_steps(self) -> int:
+        return self.steps
+
+    def validate(self) -> None:
+        _positive(self, "steps", self.steps, allow_zero=True)
+        if self.policy not in ("frozen", "frozen_deterministic", "random"):
+            raise HybridRLError(
+                f"phase '{self.label}': policy must be frozen, frozen_deterministic or random, "
+                f"got {self.policy!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Online(Phase):
+    """``steps`` env steps with ``updates_per_step`` agent updates per env step.
+
+    Attributes:
+        steps: environment steps (summed over the vector envs).
+        updates_per_step: agent updates per environment step (may be fractional). The
+            update-to-data ratio of critic steps is this times the agent's ``utd_ratio``.
+        offline_ratio: fraction of each batch drawn from the dataset (0: online buffer only;
+            0.5: RLPD's symmetric sampling; 1: dataset only). Traced: no recompiles.
+        batch_size: transitions per minibatch.
+        random_steps: the phase's first env steps use uniform random actions (SAC's
+            "start steps", RLPD from scratch).
+        update_after: no updates during the phase's first env steps.
+    """
+
+    steps: int = 0
+    updates_per_step: float = 1.0
+    offline_ratio: float = 0.0
+    batch_size: int = 256
+    random_steps: int = 0
+    update_after: int = 0
+    kind: ClassVar[str] = "online"
+
+    @property
+    def env_steps(self) -> int:
+        return self.steps
+
+    def validate(self) -> None:
+        _positive(self, "steps", self.steps, allow_zero=True)
+        _positive(self, "batch_size", self.batch_size)
+        if not 0.0 <= self.offline_ratio <= 1.0:
+            raise HybridRLError(
+                f"phase '{self.label}': offline_ratio must be in [0, 1], got {self.offline_ratio}"
+            )
+        if self.updates_per_step < 0:
+            raise HybridRLError(f"phase '{self.label}': updates_per_step must be >= 0")
+
+
+PHASES: dict[str, type[Phase]] = {p.kind: p for p in (Offline, Warmup, Online)}
+
+
+def phase_from_dict(data: Mapping[str, Any]) -> Phase:
+    """A phase from ``{"phase": kind, **fields, "hooks": [...]}`` (inverse of `to_dict`)."""
+    data = dict(data)
+    kind = data.pop("phase", None)
+    if kind not in PHASES:
+        raise HybridRLError(f"unknown phase kind '{kind}'; available: {', '.join(PHASES)}")
+    data["hooks"] = tuple(hook_from_dict(h) for h in data.get("hooks", ()))
+    phase = _construct(PHASES[kind], data, f"phase '{kind}'")
+    phase.validate()
+    return phase
+
+
+# ------------------------------------------------------------------------------ helpers
+def _construct(cls: type, data: dict[str, Any], what: str) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise HybridRLError(
+            f"{what}: unknown field(s) {', '.join(unknown)}; fields: {', '.join(sorted(names))}"
+        )
+    return cls(**data)
+
+
+def _positive(phase: Phase, name: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise HybridRLError(f"phase '{phase.label}': {name} must be positive, got {value}")
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    return x

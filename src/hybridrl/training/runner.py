@@ -1,0 +1,1024 @@
+"""The phased offline-to-online runner: a `Recipe`, an env id and (optionally) a dataset in; an
+agent, metrics, checkpoints and a summary out.
+
+Imperative shell around the pure agents (GUIDE rule 1): environments, files, progress bars and
+the clock live here; every update still runs inside one compiled ``lax.scan`` per chunk
+(`scan_updates`), with the sampler's mixing ratio as a traced argument.
+
+Determinism and resume. Environment steps are cut into *segments* at every multiple of
+``checkpoint_interval`` env steps and at phase boundaries. A segment starts by resetting every
+vector env with a seed derived from (seed, env step, env index) and ends by marking the last
+transition of every unfinished episode as a time-out (``timeouts=1``: the episode is cut, its
+value still bootstraps). The state at a boundary is therefore complete without the
+environments' internal state: agent, buffers, PRNG key and counters. A checkpoint holds exactly
+that, so a run resumed from one reproduces the uninterrupted run step for step (tested), and a
+killed run loses at most one interval.
+
+Files in ``run_dir`` (the format `hybridrl.evaluation.report` reads):
+``run.json`` (recipe, settings, phases, fingerprint), ``metrics.jsonl`` (eval, episode and
+train records), ``evaluations.csv``, ``summary.json`` (offline-to-online metrics) and
+``checkpoints/latest.ckpt``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from hybridrl.agents import get_agent
+from hybridrl.data.d4rl import d4rl_reference_scores
+from hybridrl.data.dataset import Dataset, check_against_spaces
+from hybridrl.data.io import atomic_path
+from hybridrl.data.replay import ReplayBuffer, from_dataset, replay_add, replay_init, replay_sample
+from hybridrl.data.samplers import sample_mixed
+from hybridrl.data.transitions import Transitions, calql_mc_returns
+from hybridrl.envs.make import make_vector_env
+from hybridrl.recipes import Recipe
+from hybridrl.training.checkpoint import load_checkpoint, save_checkpoint
+from hybridrl.training.offline import unit_actions
+from hybridrl.training.phases import Learner, Offline, Online, Phase, Warmup
+from hybridrl.training.updates import scan_updates
+from hybridrl.types import HybridRLError, SpaceSpec
+
+CHECKPOINT = "checkpoints/latest.ckpt"
+PROBE_SIZE = 256
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a recipe is run (everything but the recipe and the data).
+
+    Attributes:
+        env_id: Gymnasium id of the training and evaluation environments.
+        seed: the run's seed (networks, sampling, env resets, evaluation episodes).
+        num_envs: vector environments collecting in parallel.
+        eval_episodes: episodes per evaluation (deterministic policy, separate envs; the same
+            start seeds at every evaluation, so curves compare like with like).
+        eval_interval: env steps between evaluations in warm-up/online phases.
+        offline_eval_interval: updates between evaluations in offline phases (and one at the
+            end of every phase that changed the policy).
+        checkpoint_interval: env steps (online) or updates (offline) between checkpoints;
+            also the segment length of the env-reset schedule (see the module docstring).
+        log_interval: updates between ``train`` metric records.
+        chunk_size: offline updates per compiled call.
+        buffer_capacity: maximum rows of the online buffer.
+        dip_fraction: the dip is measured over this first fraction of the env steps after
+            the switch.
+        mc_sparse_reward: Cal-QL's sparse-reward rule for Monte-Carlo returns.
+        reference_returns: ``(random, expert)`` returns for normalized scores; default: the
+            dataset's metadata, then the D4RL table for the env id; else raw returns.
+        asynchronous: subprocess vector envs (worth it for slow simulators only).
+    """
+
+    env_id: str
+    seed: int = 0
+    num_envs: int = 1
+    eval_episodes: int = 10
+    eval_interval: int = 10_000
+    offline_eval_interval: int = 50_000
+    checkpoint_interval: int = 50_000
+    log_interval: int = 1000
+    chunk_size: int = 1000
+    buffer_capacity: int = 1_000_000
+    dip_fraction: float = 0.25
+    mc_sparse_reward: bool = False
+    reference_returns: tuple[float, float] | None = None
+    asynchronous: bool = False
+
+    def validate(self, recipe: Recipe) -> None:
+        positive = ("num_envs", "eval_episodes", "eval_interval", "offline_eval_interval")
+        for name in (*positive, "checkpoint_interval", "log_interval", "chunk_size"):
+            if getattr(self, name) <= 0:
+                raise HybridRLError(f"{name} must be positive, got {getattr(self, name)}")
+        n = self.num_envs
+        if self.checkpoint_interval % n:
+            raise HybridRLError(
+                f"checkpoint_interval ({self.checkpoint_interval}) must be a multiple of "
+                f"num_envs ({n})"
+            )
+        for p in recipe.phases:
+            if p.env_steps % n:
+                raise HybridRLError(
+                    f"phase '{p.label}': steps ({p.env_steps}) must be a multiple of "
+                    f"num_envs ({n})"
+                )
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings a resumed run must share (everything that changes the numbers)."""
+        d = dataclasses.asdict(self)
+        d.pop("asynchronous")
+        d["reference_returns"] = list(self.reference_returns) if self.reference_returns else None
+        return d
+
+
+@dataclass
+class RunResult:
+    """What `run` returns: the final learner, the summary metrics and the run directory."""
+
+    learner: Learner
+    summary: dict[str, Any]
+    run_dir: Path
+    obs_stats: tuple[np.ndarray, np.ndarray] | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def state(self) -> Any:
+        return self.learner.state
+
+    def evaluations(self) -> list[tuple[int, float]]:
+        return [(r["env_step"], r["score"]) for r in self.records if r["kind"] == "eval"]
+
+
+# ------------------------------------------------------------------------- jitted pieces
+@cache
+def _act_fn(agent: ModuleType) -> Any:
+    return jax.jit(agent.act, static_argnames=("deterministic",))
+
+
+@cache
+def _q_probe_fn(agent: ModuleType) -> Any:
+    def q_probe(state: Any, obs: jax.Array) -> jax.Array:
+        actions = agent.act(state, obs, jax.random.PRNGKey(0), deterministic=True)
+        qs = state.critic.apply_fn({"params": state.critic.params}, obs, actions)
+        return jnp.mean(qs)
+
+    return jax.jit(q_probe)
+
+
+_add = jax.jit(replay_add)
+
+
+def _sample_buffer(data: ReplayBuffer, key: jax.Array, n: int) -> Transitions:
+    return replay_sample(data, key, n)
+
+
+def _sample_mixed(
+    data: tuple[ReplayBuffer, ReplayBuffer, jax.Array], key: jax.Array, n: int
+) -> Transitions:
+    offline, online, ratio = data
+    return sample_mixed(offline, online, key, n, ratio)
+
+
+def _add_rows(buffer: ReplayBuffer, rows: Transitions) -> ReplayBuffer:
+    """Add ``rows`` in power-of-two blocks, so variable episode lengths compile at most
+    ~log2(capacity) programs instead of one per length."""
+    n, start = len(rows), 0
+    while start < n:
+        block = 1 << int(math.log2(n - start))
+        part = jax.tree_util.tree_map(lambda x, s=start, b=block: x[s : s + b], rows)
+        buffer = _add(buffer, part)
+        start += block
+    return buffer
+
+
+def _derived_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+def _agent_needs_mc(agent_name: str, config: Any) -> bool:
+    return agent_name == "calql" or bool(np.asarray(getattr(config, "enable_calql", False)))
+
+
+def _with_extras(buffer: ReplayBuffer, keys: set[str]) -> ReplayBuffer:
+    data = buffer.data
+    if set(data.extras) == keys:
+        return buffer
+    extras = {k: v for k, v in data.extras.items() if k in keys}
+    return dataclasses.replace(buffer, data=data.replace(extras=extras))
+
+
+# --------------------------------------------------------------------------------- logger
+class RunLogger:
+    """Metrics to ``metrics.jsonl`` and ``evaluations.csv`` always; TensorBoard (tensorboardX)
+    when asked and installed; Weights & Biases when a project is given (never required)."""
+
+    EVAL_COLUMNS = ("phase", "env_step", "update", "score", "return_mean", "return_std", "q_probe")
+
+    def __init__(
+        self,
+        run_dir: Path,
+        records: list[dict[str, Any]],
+        *,
+        tensorboard: bool = False,
+        wandb_project: str | None = None,
+        run_config: dict[str, Any] | None = None,
+    ):
+        self.run_dir = run_dir
+        self.records = records
+        # A resumed run rewrites the files from the checkpoint's records: lines a killed run
+        # wrote after its last checkpoint disappear, so files and state agree.
+        with atomic_path(run_dir / "metrics.jsonl") as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+        with atomic_path(run_dir / "evaluations.csv") as tmp, tmp.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(self.EVAL_COLUMNS)
+            for r in records:
+                if r["kind"] == "eval":
+                    writer.writerow([r.get(c) for c in self.EVAL_COLUMNS])
+        self._jsonl = (run_dir / "metrics.jsonl").open("a")
+        self._csv_file = (run_dir / "evaluations.csv").open("a", newline="")
+        self._csv = csv.writer(self._csv_file)
+        self._tb: Any = None
+        if tensorboard:
+            try:
+                from tensorboardX import SummaryWriter
+            except ImportError:
+                raise HybridRLError(
+                    "--tensorboard needs the tensorboardX package (pip install tensorboardX)"
+                ) from None
+            self._tb = SummaryWriter(str(run_dir / "tensorboard"))
+        self._wandb: Any = None
+        if wandb_project:
+            try:
+                import wandb
+            except ImportError:
+                raise HybridRLError("--wandb needs the wandb package (pip install wandb)") from None
+            self._wandb = wandb.init(
+                project=wandb_project, name=run_dir.name, config=run_config, resume="allow"
+            )
+
+    def log(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        self._jsonl.write(json.dumps(record) + "\n")
+        self._jsonl.flush()
+        if record["kind"] == "eval":
+            self._csv.writerow([record.get(c) for c in self.EVAL_COLUMNS])
+            self._csv_file.flush()
+        scalars = {
+            f"{record['kind']}/{k}": v
+            for k, v in record.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and k not in ("env_step",)
+        }
+        if self._tb is not None:
+            for k, v in scalars.items():
+                self._tb.add_scalar(k, v, record["env_step"])
+        if self._wandb is not None:
+            self._wandb.log({**scalars, "env_step": record["env_step"]})
+
+    def close(self) -> None:
+        self._jsonl.close()
+        self._csv_file.close()
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+
+
+# --------------------------------------------------------------------------------- runner
+@dataclass
+class _Counters:
+    env_step: int = 0
+    update: int = 0
+    phase_index: int = 0
+    phase_progress: int = 0  # updates (offline) or env steps (warm-up/online) done in the phase
+    phase_started: bool = False  # the phase's hooks have been applied
+    update_credit: float = 0.0
+    elapsed_s: float = 0.0
+    last_eval_update: int = -1
+
+
+class Runner:
+    """Runs one recipe; use `run` unless you need the pieces."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        settings: RunSettings,
+        dataset: Dataset | None,
+        run_dir: str | Path,
+        *,
+        progress: bool = True,
+        tensorboard: bool = False,
+        wandb_project: str | None = None,
+    ):
+        recipe.validate()
+        settings.validate(recipe)
+        if recipe.needs_dataset and dataset is None:
+            raise HybridRLError(
+                f"recipe '{recipe.name}' needs a dataset (it pretrains offline or samples "
+                "offline data); pass one with --dataset"
+            )
+        self.recipe, self.settings, self.dataset = recipe, settings, dataset
+        self.run_dir = Path(run_dir)
+        self.progress, self.tensorboard, self.wandb_project = progress, tensorboard, wandb_project
+        self.needs_env = recipe.env_steps > 0 or settings.eval_episodes > 0
+
+        probe_env = make_vector_env(settings.env_id, 1)
+        self.obs_space = SpaceSpec.from_gym(probe_env.single_observation_space)
+        self.act_space = SpaceSpec.from_gym(probe_env.single_action_space)
+        probe_env.close()
+        self.obs_dim = int(np.prod(self.obs_space.shape))
+        self.act_dim = int(np.prod(self.act_space.shape))
+        if dataset is not None:
+            self._check_dataset(dataset)
+        self.obs_stats = (
+            dataset.observation_stats()
+            if recipe.normalize_observations and dataset is not None
+            else None
+        )
+        self.reference = self._reference_returns()
+        self.score_unit = "normalized" if self.reference else "return"
+        self.agent_chain = self._agent_chain()
+        self.online_extras = self._online_extras()
+        self.phase_bounds = self._phase_bounds()
+        self.switch_step = self._switch_step()
+
+    # -------------------------------------------------------------------- set-up checks
+    def _check_dataset(self, ds: Dataset) -> None:
+        name = ds.metadata.name or "dataset"
+        check_against_spaces(ds.transitions, self.obs_space, ds.metadata.action_space, path=name)
+        meta_act = ds.metadata.action_space
+        if meta_act.kind != "box" or tuple(meta_act.shape) != tuple(self.act_space.shape):
+            raise HybridRLError(
+                f"dataset {name}: action space {meta_act.describe()} does not match "
+                f"{self.settings.env_id}'s {self.act_space.describe()}"
+            )
+        env_id = ds.metadata.env_id
+        if env_id and env_id.split("-v")[0] != self.settings.env_id.split("-v")[0]:
+            raise HybridRLError(
+                f"dataset {name} was collected on {env_id}, not {self.settings.env_id}"
+            )
+
+    def _reference_returns(self) -> tuple[float, float] | None:
+        if self.settings.reference_returns is not None:
+            return self.settings.reference_returns
+        if self.dataset is not None:
+            m = self.dataset.metadata
+            if m.ref_min_score is not None and m.ref_max_score is not None:
+                return (m.ref_min_score, m.ref_max_score)
+        return d4rl_reference_scores(self.settings.env_id)
+
+    def _agent_chain(self) -> list[str]:
+        """The agent in effect in each phase (after its hooks), found by a dry run of the
+        hooks on a tiny state."""
+        learner = self._initial_learner(capacity_only=True)
+        chain = []
+        for phase in self.recipe.phases:
+            for hook in phase.hooks:
+                if hook.kind not in ("seed_buffer", "drop_offline_data"):  # need real buffers
+                    learner = hook.apply(learner)
+            chain.append(learner.agent_name)
+        return chain
+
+    def _online_extras(self) -> set[str]:
+        needs = False
+        for phase, agent in zip(self.recipe.phases, self.agent_chain, strict=True):
+            if isinstance(phase, Online) and phase.updates_per_step > 0:
+                needs = needs or _agent_needs_mc(agent, self.recipe.agent_config())
+        return {"mc_returns"} if needs else set()
+
+    def _phase_bounds(self) -> list[tuple[int, int]]:
+        bounds, step = [], 0
+        for p in self.recipe.phases:
+            bounds.append((step, step + p.env_steps))
+            step += p.env_steps
+        return bounds
+
+    def _switch_step(self) -> int | None:
+        pretrained = False
+        for p, (start, _) in zip(self.recipe.phases, self.phase_bounds, strict=True):
+            if isinstance(p, Offline) and p.updates > 0:
+                pretrained = True
+            elif p.env_steps > 0 and pretrained:
+                return start
+        return None
+
+    # ------------------------------------------------------------------------ learner
+    def _offline_transitions(self) -> Transitions | None:
+        ds = self.dataset
+        if ds is None:
+            return None
+        if self.obs_stats is not None:
+            ds = ds.normalize_observations(*self.obs_stats)
+        needs_mc = "mc_returns" in self.online_extras or any(
+            isinstance(p, Offline) and _agent_needs_mc(a, self.recipe.agent_config())
+            for p, a in zip(self.recipe.phases, self.agent_chain, strict=True)
+        )
+        if needs_mc and "mc_returns" not in ds.transitions.extras:
+            gamma = float(np.asarray(self.recipe.agent_config().discount))
+            t = self._scaled(ds.transitions)
+            mc = calql_mc_returns(t, gamma, sparse_reward=self.settings.mc_sparse_reward)
+            ds = ds.with_extras(mc_returns=mc)
+        keys = {"mc_returns"} if needs_mc else set()
+        t = unit_actions(ds)
+        t = t.replace(extras={k: v for k, v in t.extras.items() if k in keys})
+        return self._scaled(t)
+
+    def _scaled(self, t: Transitions) -> Transitions:
+        r = self.recipe
+        if r.reward_scale == 1.0 and r.reward_bias == 0.0:
+            return t
+        rewards = np.asarray(t.rewards) * r.reward_scale + r.reward_bias
+        return t.replace(rewards=rewards.astype(np.float32))
+
+    def _initial_learner(self, capacity_only: bool = False) -> Learner:
+        key = jax.random.PRNGKey(self.settings.seed)
+        config = self.recipe.agent_config()
+        module = get_agent(self.recipe.agent)
+        if capacity_only:  # the agent chain needs a state of the right type, not its size
+            config = dataclasses.replace(config, hidden_dims=(1,)) if _has(config) else config
+        state = module.init(config, jax.random.fold_in(key, 1), self.obs_dim, self.act_dim)
+        offline = None
+        online = None
+        if not capacity_only:
+            t = self._offline_transitions()
+            offline = from_dataset(t) if t is not None else None
+            online = self._online_buffer(t)
+        return Learner(self.recipe.agent, state, offline, online)
+
+    def _online_buffer(self, offline: Transitions | None) -> ReplayBuffer | None:
+        env_steps = self.recipe.env_steps
+        if env_steps == 0:
+            return None
+        seeds = any(
+            any(h.kind == "seed_buffer" for h in p.hooks) for p in self.recipe.phases
+        )
+        extra_rows = len(offline) if (seeds and offline is not None) else 0
+        capacity = min(self.settings.buffer_capacity, env_steps + extra_rows)
+        example = Transitions(
+            observations=np.zeros((1, self.obs_dim), np.float32),
+            actions=np.zeros((1, self.act_dim), np.float32),
+            rewards=np.zeros(1, np.float32),
+            next_observations=np.zeros((1, self.obs_dim), np.float32),
+            terminals=np.zeros(1, np.float32),
+            timeouts=np.zeros(1, np.float32),
+            extras={k: np.zeros(1, np.float32) for k in sorted(self.online_extras)},
+        )
+        return replay_init(example, capacity)
+
+    # ------------------------------------------------------------------------- files
+    def fingerprint(self) -> dict[str, Any]:
+        ds = self.dataset
+        return {
+            "recipe": self.recipe.to_dict(),
+            "settings": self.settings.fingerprint(),
+            "dataset": None if ds is None else {"name": ds.metadata.name, "hash": ds.content_hash()},
+        }
+
+    def run_info(self) -> dict[str, Any]:
+        ds = self.dataset
+        return {
+            "name": self.recipe.name,
+            "task": (ds.metadata.name if ds is not None and ds.metadata.name else None)
+            or self.settings.env_id,
+            "env_id": self.settings.env_id,
+            "seed": self.settings.seed,
+            "score_unit": self.score_unit,
+            "reference_returns": list(self.reference) if self.reference else None,
+            "switch_step": self.switch_step,
+            "phases": [
+                {"name": p.label, "kind": p.kind, "start_step": a, "end_step": b}
+                for p, (a, b) in zip(self.recipe.phases, self.phase_bounds, strict=True)
+            ],
+            "fingerprint": self.fingerprint(),
+            "jax_backend": jax.default_backend(),
+        }
+
+    # -------------------------------------------------------------------------- main
+    def run(self, *, resume: bool = False) -> RunResult:
+        run_json = self.run_dir / "run.json"
+        ckpt = self.run_dir / CHECKPOINT
+        if resume:
+            if not ckpt.exists():
+                raise HybridRLError(f"--resume: no checkpoint at {ckpt}")
+            self._check_fingerprint(run_json)
+        elif run_json.exists():
+            raise HybridRLError(
+                f"run directory {self.run_dir} already holds a run; pass --resume to continue "
+                "it or choose another directory"
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(run_json) as tmp:
+            tmp.write_text(json.dumps(self.run_info(), indent=2))
+
+        learner = self._initial_learner()
+        key = jax.random.fold_in(jax.random.PRNGKey(self.settings.seed), 2)
+        counters, records = _Counters(), list[dict[str, Any]]()
+        if resume:
+            learner, key, counters, records = self._restore(learner, ckpt)
+        self.probe = self._probe_observations(learner)
+        logger = RunLogger(
+            self.run_dir,
+            records,
+            tensorboard=self.tensorboard,
+            wandb_project=self.wandb_project,
+            run_config=self.fingerprint(),
+        )
+        start = time.perf_counter() - counters.elapsed_s
+        self._clock = lambda: time.perf_counter() - start
+        envs = make_vector_env(
+            self.settings.env_id, self.settings.num_envs, asynchronous=self.settings.asynchronous
+        )
+        self.eval_envs = make_vector_env(self.settings.env_id, self.settings.eval_episodes)
+        try:
+            while counters.phase_index < len(self.recipe.phases):
+                phase = self.recipe.phases[counters.phase_index]
+                if not counters.phase_started:
+                    for hook in phase.hooks:
+                        learner = hook.apply(learner)
+                    counters.phase_started = True
+                if isinstance(phase, Offline):
+                    learner, key = self._offline_phase(phase, learner, key, counters, logger)
+                else:
+                    learner, key = self._env_phase(phase, learner, key, counters, logger, envs)
+                if counters.last_eval_update != counters.update or counters.update == 0:
+                    self._evaluate(phase, learner, counters, logger)
+                counters.phase_index += 1
+                counters.phase_progress = 0
+                counters.phase_started = False
+                counters.update_credit = 0.0
+                self._checkpoint(learner, key, counters, logger)
+        finally:
+            envs.close()
+            self.eval_envs.close()
+            logger.close()
+        summary = self._summary(logger.records, counters)
+        with atomic_path(self.run_dir / "summary.json") as tmp:
+            tmp.write_text(json.dumps(summary, indent=2))
+        return RunResult(learner, summary, self.run_dir, self.obs_stats, logger.records)
+
+    def _check_fingerprint(self, run_json: Path) -> None:
+        try:
+            old = json.loads(run_json.read_text())["fingerprint"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise HybridRLError(f"--resume: cannot read {run_json}: {exc}") from exc
+        new = json.loads(json.dumps(self.fingerprint()))
+        if old != new:
+            diffs = _diff_keys(old, new)
+            raise HybridRLError(
+                f"--resume: the checkpoint in {self.run_dir} was written for another "
+                f"configuration (differs in: {', '.join(diffs[:8])})"
+            )
+
+    def _restore(
+        self, learner: Learner, ckpt: Path
+    ) -> tuple[Learner, jax.Array, _Counters, list[dict[str, Any]]]:
+        # Read the counters first, replay the hooks up to the checkpoint's phase (they decide
+        # the state's static structure), then read the arrays into that structure.
+        meta = _read_meta(ckpt)
+        counters = _Counters(**meta["counters"])
+        for i in range(counters.phase_index + (1 if counters.phase_started else 0)):
+            for hook in self.recipe.phases[i].hooks:
+                learner = hook.apply(learner)
+        if meta["offline_dropped"]:
+            learner = dataclasses.replace(learner, offline=None)
+        learner = dataclasses.replace(learner, agent_name=meta["agent_name"])
+        template = {"state": learner.state, "online": learner.online, "key": jax.random.PRNGKey(0)}
+        tree, _ = load_checkpoint(template, ckpt)
+        learner = dataclasses.replace(learner, state=tree["state"], online=tree["online"])
+        return learner, tree["key"], counters, list(meta["records"])
+
+    def _checkpoint(
+        self, learner: Learner, key: jax.Array, counters: _Counters, logger: RunLogger
+    ) -> None:
+        counters.elapsed_s = self._clock()
+        meta = {
+            "counters": dataclasses.asdict(counters),
+            "agent_name": learner.agent_name,
+            "offline_dropped": learner.offline is None and self.dataset is not None,
+            "records": logger.records,
+        }
+        tree = {"state": learner.state, "online": learner.online, "key": key}
+        save_checkpoint(tree, meta, self.run_dir / CHECKPOINT)
+
+    # ------------------------------------------------------------------------ phases
+    def _offline_phase(
+        self,
+        phase: Offline,
+        learner: Learner,
+        key: jax.Array,
+        c: _Counters,
+        logger: RunLogger,
+    ) -> tuple[Learner, jax.Array]:
+        if learner.offline is None:
+            raise HybridRLError(f"phase '{phase.label}' needs the dataset, which was dropped")
+        agent = get_agent(learner.agent_name)
+        s = self.settings
+        with self._bar(phase, phase.updates, c.phase_progress) as bar:
+            while c.phase_progress < phase.updates:
+                # Chunks end on log, eval and checkpoint boundaries so that resuming from a
+                # checkpoint replays the same chunks.
+                done = c.phase_progress
+                n = min(
+                    s.chunk_size - done % s.chunk_size,
+                    s.checkpoint_interval - done % s.checkpoint_interval,
+                    s.offline_eval_interval - done % s.offline_eval_interval,
+                    phase.updates - done,
+                )
+                key, k = jax.random.split(key)
+                state, metrics = scan_updates(
+                    agent.update,
+                    learner.state,
+                    learner.offline,
+                    k,
+                    num_updates=n,
+                    batch_size=phase.batch_size,
+                    sample_fn=_sample_buffer,
+                )
+                learner = dataclasses.replace(learner, state=state)
+                c.phase_progress += n
+                c.update += n
+                bar.update(n)
+                if c.update % s.log_interval < n:
+                    self._log_train(phase, metrics, c, logger)
+                if c.phase_progress % s.offline_eval_interval == 0 and (
+                    c.phase_progress < phase.updates
+                ):
+                    score = self._evaluate(phase, learner, c, logger)
+                    bar.set_postfix(score=f"{score:.1f}")
+                if c.phase_progress % s.checkpoint_interval == 0:
+                    self._checkpoint(learner, key, c, logger)
+        return learner, key
+
+    def _env_phase(
+        self,
+        phase: Phase,
+        learner: Learner,
+        key: jax.Array,
+        c: _Counters,
+        logger: RunLogger,
+        envs: gym.vector.VectorEnv,
+    ) -> tuple[Learner, jax.Array]:
+        s = self.settings
+        total = phase.env_steps
+        if learner.online is None:  # pragma: no cover - an env phase always has a buffer
+            raise HybridRLError("internal: env phase without an online buffer")
+        with self._bar(phase, total, c.phase_progress) as bar:
+            while c.phase_progress < total:
+                # One segment: fresh env resets, ends on a checkpoint boundary or phase end.
+                seg_end = min(total, c.phase_progress + self._to_boundary(c.env_step))
+                learner, key = self._segment(phase, learner, key, c, logger, envs, seg_end, bar)
+                if c.phase_progress < total and c.env_step % s.checkpoint_interval == 0:
+                    self._checkpoint(learner, key, c, logger)
+        return learner, key
+
+    def _to_boundary(self, env_step: int) -> int:
+        ci = self.settings.checkpoint_interval
+        return ci - env_step % ci
+
+    def _segment(
+        self,
+        phase: Phase,
+        learner: Learner,
+        key: jax.Array,
+        c: _Counters,
+        logger: RunLogger,
+        envs: gym.vector.VectorEnv,
+        seg_end: int,
+        bar: Any,
+    ) -> tuple[Learner, jax.Array]:
+        s, n = self.settings, self.settings.num_envs
+        seeds = [_derived_seed(s.seed, c.env_step, i) for i in range(n)]
+        obs, _ = envs.reset(seed=seeds)  # type: ignore[arg-type]
+        ep_return = np.zeros(n)
+        ep_length = np.zeros(n, np.int64)
+        pending: list[list[Transitions]] = [[] for _ in range(n)]
+        mc = "mc_returns" in self.online_extras
+        gamma = float(np.asarray(learner.state.config.discount))
+        online_phase = isinstance(phase, Online)
+        while c.phase_progress < seg_end:
+            agent = get_agent(learner.agent_name)
+            key, k_act, k_update = jax.random.split(key, 3)
+            x = self._normalize(obs)
+            random = (isinstance(phase, Warmup) and phase.policy == "random") or (
+                online_phase and c.phase_progress < phase.random_steps  # type: ignore[attr-defined]
+            )
+            if random:
+                actions = np.asarray(jax.random.uniform(k_act, (n, self.act_dim), minval=-1.0))
+            else:
+                deterministic = isinstance(phase, Warmup) and phase.policy.endswith("deterministic")
+                actions = np.asarray(_act_fn(agent)(learner.state, x, k_act, deterministic))
+            next_obs, rewards, terminated, truncated, info = envs.step(actions)
+            final_obs = np.array(next_obs, copy=True)
+            if "_final_obs" in info:
+                for i in np.flatnonzero(info["_final_obs"]):
+                    final_obs[i] = info["final_obs"][i]
+            c.phase_progress += n
+            c.env_step += n
+            cut = c.phase_progress >= seg_end
+            terminated = np.asarray(terminated, bool)
+            env_truncated = np.asarray(truncated, bool)
+            truncated = env_truncated | cut
+            rows = Transitions(
+                observations=x,
+                actions=actions.astype(np.float32),
+                rewards=np.asarray(rewards, np.float32),
+                next_observations=self._normalize(final_obs),
+                terminals=terminated.astype(np.float32),
+                timeouts=(truncated & ~terminated).astype(np.float32),
+            )
+            rows = self._scaled(rows)
+            online = learner.online
+            assert online is not None
+            if mc:
+                for j in range(n):
+                    pending[j].append(jax.tree_util.tree_map(lambda v, j=j: v[j], rows))
+                    if terminated[j] or truncated[j]:
+                        online = _add_rows(online, _episode_with_mc(pending[j], gamma, s))
+                        pending[j] = []
+            else:
+                online = _add(online, rows)
+            learner = dataclasses.replace(learner, online=online)
+            ep_return += np.asarray(rewards, np.float64)
+            ep_length += 1
+            for i in np.flatnonzero(terminated | truncated):
+                natural = bool(terminated[i] or env_truncated[i])
+                logger.log(
+                    {
+                        "kind": "episode",
+                        "phase": phase.label,
+                        "phase_index": c.phase_index,
+                        "env_step": c.env_step,
+                        "return": float(ep_return[i]),
+                        "length": int(ep_length[i]),
+                        "score": self._score(float(ep_return[i])),
+                        "cut": not natural,
+                    }
+                )
+                ep_return[i] = 0.0
+                ep_length[i] = 0
+            obs = next_obs
+            if online_phase and c.phase_progress > phase.update_after:  # type: ignore[attr-defined]
+                learner, key = self._online_updates(phase, learner, k_update, key, c, logger)
+            bar.update(n)
+            due = c.env_step % s.eval_interval < n and c.phase_progress < phase.env_steps
+            if due and c.last_eval_update != c.update:
+                score = self._evaluate(phase, learner, c, logger)
+                bar.set_postfix(score=f"{score:.1f}")
+        return learner, key
+
+    def _online_updates(
+        self,
+        phase: Any,
+        learner: Learner,
+        k_update: jax.Array,
+        key: jax.Array,
+        c: _Counters,
+        logger: RunLogger,
+    ) -> tuple[Learner, jax.Array]:
+        c.update_credit += phase.updates_per_step * self.settings.num_envs
+        num = int(c.update_credit + 1e-9)
+        if num == 0:
+            return learner, key
+        c.update_credit -= num
+        online = learner.online
+        assert online is not None
+        ratio = phase.offline_ratio
+        data: Any
+        sample_fn: Any
+        if ratio > 0 and learner.offline is not None:
+            if ratio >= 1.0:
+                data, sample_fn = learner.offline, _sample_buffer
+            else:
+                offline = _with_extras(learner.offline, set(online.data.extras))
+                data = (offline, online, jnp.asarray(ratio, jnp.float32))
+                sample_fn = _sample_mixed
+        else:
+            if int(online.size) == 0:
+                return learner, key
+            data, sample_fn = online, _sample_buffer
+        agent = get_agent(learner.agent_name)
+        state, metrics = scan_updates(
+            agent.update,
+            learner.state,
+            data,
+            k_update,
+            num_updates=num,
+            batch_size=phase.batch_size,
+            sample_fn=sample_fn,
+        )
+        before = c.update
+        c.update += num
+        if c.update // self.settings.log_interval > before // self.settings.log_interval:
+            self._log_train(phase, metrics, c, logger)
+        return dataclasses.replace(learner, state=state), key
+
+    # -------------------------------------------------------------------- evaluation
+    def _normalize(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs, np.float32).reshape(len(obs), -1)
+        if self.obs_stats is None:
+            return obs
+        mean, std = self.obs_stats
+        return ((obs - mean.reshape(1, -1)) / std.reshape(1, -1)).astype(np.float32)
+
+    def _score(self, ret: float) -> float:
+        if self.reference is None:
+            return ret
+        lo, hi = self.reference
+        return 100.0 * (ret - lo) / (hi - lo)
+
+    def _probe_observations(self, learner: Learner) -> np.ndarray | None:
+        if learner.offline is None:
+            return None
+        size = int(learner.offline.size)
+        rows = np.random.default_rng(self.settings.seed).permutation(size)[:PROBE_SIZE]
+        return np.asarray(learner.offline.data.observations)[np.sort(rows)]
+
+    def _q_probe(self, learner: Learner) -> float | None:
+        if self.probe is None or not hasattr(learner.state, "critic"):
+            return None
+        agent = get_agent(learner.agent_name)
+        return float(_q_probe_fn(agent)(learner.state, self.probe))
+
+    def _evaluate(
+        self,
+        phase: Phase,
+        learner: Learner,
+        c: _Counters,
+        logger: RunLogger,
+    ) -> float:
+        returns = evaluate_vector(
+            get_agent(learner.agent_name),
+            learner.state,
+            self.eval_envs,
+            seed=_derived_seed(self.settings.seed, 10**9),
+            normalize=self._normalize,
+        )
+        mean = float(returns.mean())
+        c.last_eval_update = c.update
+        logger.log(
+            {
+                "kind": "eval",
+                "phase": phase.label,
+                "phase_index": c.phase_index,
+                "env_step": c.env_step,
+                "update": c.update,
+                "score": self._score(mean),
+                "return_mean": mean,
+                "return_std": float(returns.std()),
+                "q_probe": self._q_probe(learner),
+                "time_s": round(self._clock(), 3),
+            }
+        )
+        return self._score(mean)
+
+    def _log_train(
+        self, phase: Phase, metrics: dict[str, jax.Array], c: _Counters, logger: RunLogger
+    ) -> None:
+        values = {k: float(v) for k, v in metrics.items()}
+        logger.log(
+            {
+                "kind": "train",
+                "phase": phase.label,
+                "env_step": c.env_step,
+                "update": c.update,
+                **values,
+            }
+        )
+
+    def _bar(self, phase: Phase, total: int, done: int) -> Any:
+        i = self.recipe.phases.index(phase) + 1
+        unit = "upd" if isinstance(phase, Offline) else "step"
+        return tqdm(
+            total=total,
+            initial=done,
+            unit=unit,
+            disable=not self.progress,
+            desc=f"[{i}/{len(self.recipe.phases)}] {phase.label}",
+            dynamic_ncols=True,
+        )
+
+    def _summary(self, records: list[dict[str, Any]], c: _Counters) -> dict[str, Any]:
+        from hybridrl.evaluation.stats import o2o_metrics
+
+        evals = [r for r in records if r["kind"] == "eval"]
+        episodes = [
+            r["score"]
+            for r in records
+            if r["kind"] == "episode" and not r.get("cut") and r["env_step"] > 0
+        ]
+        end = self.recipe.env_steps
+        metrics = o2o_metrics(
+            [(r["env_step"], r["score"]) for r in evals],
+            self.switch_step,
+            end,
+            episodes,
+            dip_fraction=self.settings.dip_fraction,
+            normalized=self.score_unit == "normalized",
+        )
+        q_switch, q_drift = None, None
+        if self.switch_step is not None:
+            before = [r for r in evals if r["env_step"] <= self.switch_step]
+            window_end = self.switch_step + self.settings.dip_fraction * (end - self.switch_step)
+            after = [r for r in evals if self.switch_step < r["env_step"] <= window_end]
+            if before and before[-1]["q_probe"] is not None:
+                q_switch = before[-1]["q_probe"]
+                if after and after[-1]["q_probe"] is not None:
+                    q_drift = after[-1]["q_probe"] - q_switch
+        return {
+            "name": self.recipe.name,
+            "task": self.run_info()["task"],
+            "seed": self.settings.seed,
+            "score_unit": self.score_unit,
+            **metrics,
+            "q_at_switch": q_switch,
+            "q_drift": q_drift,
+            "switch_step": self.switch_step,
+            "total_env_steps": c.env_step,
+            "total_updates": c.update,
+            "wall_time_s": round(self._clock(), 2),
+        }
+
+
+def _has(config: Any) -> bool:
+    return any(f.name == "hidden_dims" for f in dataclasses.fields(config))
+
+
+def _episode_with_mc(steps: list[Transitions], gamma: float, s: RunSettings) -> Transitions:
+    t = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *steps)
+    mc = calql_mc_returns(t, gamma, sparse_reward=s.mc_sparse_reward)
+    return t.replace(extras={"mc_returns": mc})
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    from flax import serialization
+
+    try:
+        return dict(json.loads(serialization.msgpack_restore(path.read_bytes())["meta"]))
+    except Exception as exc:
+        raise HybridRLError(f"checkpoint {path} is unreadable (truncated?): {exc}") from exc
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".") or "(root)"]
+
+
+def evaluate_vector(
+    agent: ModuleType,
+    state: Any,
+    envs: gym.vector.VectorEnv,
+    *,
+    seed: int,
+    normalize: Any = None,
+) -> np.ndarray:
+    """One episode per sub-env of ``envs`` with the deterministic policy; undiscounted returns.
+
+    Sub-env i starts from ``reset(seed=seed + i)``; finished envs keep stepping (autoreset)
+    but their rewards no longer count.
+    """
+    n = envs.num_envs
+    obs, _ = envs.reset(seed=[seed + i for i in range(n)])  # type: ignore[arg-type]
+    act = _act_fn(agent)
+    key = jax.random.PRNGKey(0)  # unused by deterministic acting
+    returns = np.zeros(n)
+    running = np.ones(n, bool)
+    while running.any():
+        x = normalize(obs) if normalize else np.asarray(obs, np.float32)
+        actions = np.asarray(act(state, x, key, True))
+        obs, rewards, terminated, truncated, _ = envs.step(actions)
+        returns += np.where(running, rewards, 0.0)
+        running &= ~(np.asarray(terminated) | np.asarray(truncated))
+    return returns
+
+
+def run(
+    recipe: Recipe,
+    env_id: str,
+    *,
+    dataset: Dataset | None = None,
+    run_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    tensorboard: bool = False,
+    wandb_project: str | None = None,
+    **settings: Any,
+) -> RunResult:
+    """Run ``recipe`` on ``env_id`` (and ``dataset``) in ``run_dir``; see `RunSettings` for the
+    keyword settings (seed, num_envs, eval_interval, checkpoint_interval, ...).
+
+    Every check (recipe names, phase values, dataset vs env spaces, an existing run directory,
+    a checkpoint written for another configuration) happens before any work starts.
+    """
+    names = {f.name for f in dataclasses.fields(RunSettings)}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise HybridRLError(f"unknown run setting(s) {', '.join(unknown)}")
+    runner = Runner(
+        recipe,
+        RunSettings(env_id=env_id, **settings),
+        dataset,
+        run_dir,
+        progress=progress,
+        tensorboard=tensorboard,
+        wandb_project=wandb_project,
+    )
+    return runner.run(resume=resume)

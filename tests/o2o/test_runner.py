@@ -1,0 +1,210 @@
+"""The phased runner end to end on Pendulum: phase transitions, sampler ratios, warm-up,
+resume after SIGKILL, bad input, and the files a report reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from hybridrl.evaluation.report import write_report
+from hybridrl.recipes import Recipe, get_recipe
+from hybridrl.training.checkpoint import load_checkpoint
+from hybridrl.training.phases import Offline, Online, SeedBuffer, SetConfig, Warmup
+from hybridrl.training.runner import CHECKPOINT, run
+from hybridrl.types import HybridRLError
+from tests.o2o import resume_job
+
+FAST = {
+    "num_envs": 2,
+    "eval_episodes": 2,
+    "eval_interval": 1000,
+    "offline_eval_interval": 1000,
+    "checkpoint_interval": 40,
+    "log_interval": 1,
+    "chunk_size": 5,
+    "progress": False,
+}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _train(records, phase):
+    return [r for r in records if r["kind"] == "train" and r["phase"] == phase]
+
+
+def test_phases_sample_at_their_ratio_and_warmup_does_not_update(probe, positive_rewards, tmp_path):
+    recipe = Recipe(
+        "probe_mix",
+        "probe",
+        (
+            Offline(name="pre", updates=10, batch_size=64),
+            Warmup(name="warm", steps=20, policy="random"),
+            Online(name="mix", steps=60, offline_ratio=0.25, batch_size=64),
+            Online(name="own", steps=40, updates_per_step=0.5, batch_size=64),
+        ),
+    )
+    result = run(recipe, "Pendulum-v1", dataset=positive_rewards, run_dir=tmp_path, **FAST)
+    records = result.records
+    # stratified mixing: exactly 16 of 64 rows are offline at ratio 0.25, none at 0, all offline
+    assert {r["offline_fraction"] for r in _train(records, "pre")} == {1.0}
+    assert {r["offline_fraction"] for r in _train(records, "mix")} == {0.25}
+    assert {r["offline_fraction"] for r in _train(records, "own")} == {0.0}
+    # update counts: 10 offline, none while warming up, 1 per env step, then 0.5 per env step
+    assert int(result.state.updates) == 10 + 0 + 60 + 20
+    assert result.summary["total_updates"] == 90
+    assert not [r for r in records if r["kind"] == "train" and r["phase"] == "warm"]
+    assert int(result.learner.online.size) == 20 + 60 + 40
+    assert result.summary["total_env_steps"] == 120
+    # the runner never stores +1 rewards online: only Pendulum's own rewards arrive there
+    online_rewards = np.asarray(result.learner.online.data.rewards[:120])
+    assert np.all(online_rewards <= 0)
+
+
+def test_seed_buffer_and_hooks_apply_at_the_switch(probe, positive_rewards, tmp_path):
+    recipe = Recipe(
+        "probe_seed",
+        "probe",
+        (
+            Offline(updates=4, batch_size=8),
+            Online(steps=20, batch_size=8, hooks=(SeedBuffer(), SetConfig({"discount": 0.5}))),
+        ),
+    )
+    result = run(recipe, "Pendulum-v1", dataset=positive_rewards, run_dir=tmp_path, **FAST)
+    assert int(result.learner.online.size) == len(positive_rewards) + 20
+    assert float(result.state.config.discount) == 0.5
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["switch_step"] == 0
+    assert [p["kind"] for p in info["phases"]] == ["offline", "online"]
+
+
+def test_wsrl_switches_agents_and_drops_the_dataset(pendulum_small, tmp_path):
+    recipe = (
+        get_recipe("wsrl")
+        .with_budget(offline_updates=10, warmup_steps=20, online_steps=20)
+        .with_config(hidden_dims=(8, 8), num_samples=2, num_qs=2)
+    )
+    result = run(recipe, "Pendulum-v1", dataset=pendulum_small, run_dir=tmp_path, **FAST)
+    assert result.learner.agent_name == "sac"
+    assert result.learner.offline is None
+    assert result.state.config.utd_ratio == 4
+    assert int(result.learner.online.size) == 40  # warm-up + online, no offline rows
+    phases = [r["phase"] for r in result.records if r["kind"] == "eval"]
+    assert phases == ["pretrain", "finetune"]  # the warm-up does not change the policy
+
+
+def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path):
+    reference = resume_job.main(tmp_path / "reference")
+
+    killed = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.o2o.resume_job", str(killed)], cwd=ROOT, env=env
+    )
+    ckpt = killed / CHECKPOINT
+    deadline = time.time() + 300
+    try:  # kill once the run is past its first online checkpoint
+        while time.time() < deadline:
+            if ckpt.exists() and _checkpoint_step(ckpt) >= 300:
+                break
+            assert child.poll() is None, "the run finished before it could be killed"
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait()
+    assert not (killed / "summary.json").exists()
+
+    resumed = resume_job.main(killed, resume=True)
+
+    def strip(records):
+        return [{k: v for k, v in r.items() if k != "time_s"} for r in records]
+
+    assert strip(resumed.records) == strip(reference.records)
+    assert resumed.summary["final_score"] == reference.summary["final_score"]
+    for a, b in zip(
+        jax.tree_util.tree_leaves(resumed.state),
+        jax.tree_util.tree_leaves(reference.state),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    report = write_report([reference.run_dir, resumed.run_dir], tmp_path / "report")
+    assert "resume_test" in report["table"]
+    assert (tmp_path / "report" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _checkpoint_step(path: Path) -> int:
+    from hybridrl.training.runner import _read_meta
+
+    try:
+        return int(_read_meta(path)["counters"]["env_step"])
+    except HybridRLError:  # caught between the rename and the read: never half-written
+        raise
+
+
+def test_bad_input_fails_before_any_work(pendulum_small, tmp_path):
+    recipe = get_recipe("iql_finetune").with_budget(offline_updates=2, online_steps=4)
+    with pytest.raises(HybridRLError, match="observations"):
+        run(
+            recipe,
+            "MountainCarContinuous-v0",
+            dataset=pendulum_small,
+            run_dir=tmp_path / "a",
+            **FAST,
+        )
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(HybridRLError, match="needs a dataset"):
+        run(recipe, "Pendulum-v1", run_dir=tmp_path / "b", **FAST)
+    with pytest.raises(HybridRLError, match="multiple of num_envs"):
+        run(
+            recipe,
+            "Pendulum-v1",
+            dataset=pendulum_small,
+            run_dir=tmp_path / "c",
+            **{**FAST, "num_envs": 3},
+        )
+    with pytest.raises(HybridRLError, match="unknown run setting.*num_env"):
+        run(recipe, "Pendulum-v1", dataset=pendulum_small, run_dir=tmp_path / "d", num_env=2)
+    with pytest.raises(HybridRLError, match="no checkpoint"):
+        run(
+            recipe,
+            "Pendulum-v1",
+            dataset=pendulum_small,
+            run_dir=tmp_path / "e",
+            resume=True,
+            **FAST,
+        )
+
+
+def test_resume_refuses_another_configuration(pendulum_small, tmp_path):
+    recipe = (
+        get_recipe("iql_finetune")
+        .with_budget(offline_updates=4, online_steps=8)
+        .with_config(hidden_dims=(8,))
+    )
+    run(recipe, "Pendulum-v1", dataset=pendulum_small, run_dir=tmp_path, **FAST)
+    with pytest.raises(HybridRLError, match="already holds a run"):
+        run(recipe, "Pendulum-v1", dataset=pendulum_small, run_dir=tmp_path, **FAST)
+    with pytest.raises(HybridRLError, match=r"another configuration.*settings\.seed"):
+        run(
+            recipe,
+            "Pendulum-v1",
+            dataset=pendulum_small,
+            run_dir=tmp_path,
+            resume=True,
+            **{**FAST, "seed": 1},
+        )
+    bigger = recipe.with_config(hidden_dims=(16,))
+    with pytest.raises(HybridRLError, match="recipe.config.hidden_dims"):
+        run(bigger, "Pendulum-v1", dataset=pendulum_small, run_dir=tmp_path, resume=True, **FAST)
+    # a truncated checkpoint file is named in the error
+    ckpt = tmp_path / CHECKPOINT
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    with pytest.raises(HybridRLError, match="latest.ckpt"):
+        load_checkpoint({}, ckpt)
