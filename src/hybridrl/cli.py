@@ -249,9 +249,14 @@ def run_recipe(
     resume: Annotated[bool, typer.Option(help="Continue the run in OUT from its checkpoint.")] = (
         False
     ),
-    tensorboard: Annotated[bool, typer.Option(help="Also log to TensorBoard (tensorboardX).")] = (
-        False
-    ),
+    tensorboard: Annotated[
+        bool | None,
+        typer.Option(
+            "--tensorboard/--no-tensorboard",
+            help="Log to TensorBoard (default: when tensorboardX is installed).",
+            show_default=False,
+        ),
+    ] = None,
     wandb: Annotated[
         str | None, typer.Option(help="Also log to this Weights & Biases project.")
     ] = None,

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from hybridrl.cli import app
 from hybridrl.data import load_dataset
+from hybridrl.types import HybridRLError
 
 runner = CliRunner()
 
@@ -69,7 +70,7 @@ def test_readme_walkthrough(tmp_path):
 
 
 def test_every_verb_has_help():
-    for verb in ("collect", "inspect", "corrupt", "convert", "demo", "bench"):
+    for verb in ("collect", "inspect", "corrupt", "convert", "run", "recipes", "report", "demo"):
         assert "Usage" in _ok([verb, "--help"])
     assert "d3rlpy" in _ok(["bench", "throughput", "--help"])
 
@@ -93,3 +94,83 @@ def test_refuses_to_overwrite(tmp_path):
     target.write_bytes(b"keep me")
     result = runner.invoke(app, ["collect", "Pendulum-v1", "--steps", "10", "--out", str(target)])
     assert result.exit_code != 0 and target.read_bytes() == b"keep me"
+
+
+def test_run_report_and_recipes_end_to_end(tmp_path):
+    data = tmp_path / "p.npz"
+    _ok(
+        [
+            "collect",
+            "Pendulum-v1",
+            "--policy",
+            "pendulum_swingup",
+            "--action-noise",
+            "0.3",
+            "--steps",
+            "600",
+            "--ref-episodes",
+            "2",
+            "--expert-return",
+            "-150",
+            "--out",
+            str(data),
+        ]
+    )
+    assert "wsrl" in _ok(["recipes"])
+    assert json.loads(_ok(["recipes", "--show", "rlpd"]))["agent"] == "sac"
+    common = [
+        "--env",
+        "Pendulum-v1",
+        "--dataset",
+        str(data),
+        "--offline-updates",
+        "20",
+        "--online-steps",
+        "40",
+        "--set",
+        "hidden_dims=[8,8]",
+        "--eval-interval",
+        "20",
+        "--eval-episodes",
+        "2",
+        "--offline-eval-interval",
+        "10",
+        "--checkpoint-interval",
+        "20",
+        "--no-progress",
+    ]
+    outputs = {}
+    for seed in ("0", "1"):
+        run_dir = str(tmp_path / f"runs/iql-{seed}")
+        outputs[seed] = _ok(["run", "iql_finetune", "--out", run_dir, "--seed", seed, *common])
+    summary = json.loads(outputs["0"].split("run directory")[0])
+    assert summary["total_env_steps"] == 40 and summary["total_updates"] == 60
+    # resuming a finished run does no work and reproduces its summary
+    again = _ok(["run", "iql_finetune", "--out", str(tmp_path / "runs/iql-0"), "--resume", *common])
+    assert json.loads(again.split("run directory")[0])["final_score"] == summary["final_score"]
+    table = _ok(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report")])
+    assert "iql_finetune" in table
+    assert (tmp_path / "report" / "curves.png").exists()
+
+    bad = runner.invoke(
+        app, ["run", "iql_finetune", "--out", str(tmp_path / "y"), *common, "--set", "nope=1"]
+    )
+    assert isinstance(bad.exception, HybridRLError) and "nope" in str(bad.exception)
+    assert not (tmp_path / "y").exists()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hybridrl.cli",
+            "run",
+            "wsrll",
+            "--env",
+            "Pendulum-v1",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2 and "unknown recipe 'wsrll'" in proc.stderr

@@ -45,7 +45,7 @@ def test_set_config_changes_values_and_names_unknown_fields():
     learner = SetConfig({"cql_alpha": 0.5, "utd_ratio": 4}).apply(_calql_learner())
     assert float(learner.state.config.cql_alpha) == 0.5
     assert learner.state.config.utd_ratio == 4
-    with pytest.raises(HybridRLError, match="no field.*cql_alfa"):
+    with pytest.raises(HybridRLError, match=r"no field.*cql_alfa"):
         SetConfig({"cql_alfa": 1.0}).apply(learner)
 
 
@@ -70,7 +70,7 @@ def test_reset_optimizers_restores_fresh_adam_moments():
         jax.tree_util.tree_leaves(reset.critic.params)[0],
         jax.tree_util.tree_leaves(state.critic.params)[0],
     )
-    with pytest.raises(HybridRLError, match="no network.*value"):
+    with pytest.raises(HybridRLError, match=r"no network.*value"):
         ResetOptimizers(("value",)).apply(learner)
 
 
@@ -111,16 +111,16 @@ def test_phases_and_hooks_round_trip_through_dicts():
         hook_from_dict({"hook": "reset"})
     with pytest.raises(HybridRLError, match="unknown phase kind 'pretrain'"):
         phase_from_dict({"phase": "pretrain"})
-    with pytest.raises(HybridRLError, match="unknown field.*update"):
+    with pytest.raises(HybridRLError, match=r"unknown field.*update"):
         phase_from_dict({"phase": "offline", "update": 3})
     with pytest.raises(HybridRLError, match="offline_ratio must be in"):
         phase_from_dict({"phase": "online", "steps": 3, "offline_ratio": 1.5})
 
 
 def test_recipe_validation_and_lookup(tmp_path):
-    with pytest.raises(HybridRLError, match="unknown recipe 'wsrll'.*wsrl"):
+    with pytest.raises(HybridRLError, match=r"unknown recipe 'wsrll'.*wsrl"):
         get_recipe("wsrll")
-    with pytest.raises(HybridRLError, match="has no field.*alpha"):
+    with pytest.raises(HybridRLError, match=r"has no field.*alpha"):
         get_recipe("rlpd").with_config(alpha=1.0).validate()
     bad = Recipe(
         "bad",
@@ -161,7 +161,7 @@ hooks = [{ hook = "set_config", values = { temperature = 1.0 } },
     assert recipe.phases[1].hooks == (SetConfig({"temperature": 1.0}), ResetOptimizers(("actor",)))
     broken = tmp_path / "broken.toml"
     broken.write_text("name = ")
-    with pytest.raises(HybridRLError, match="broken.toml"):
+    with pytest.raises(HybridRLError, match=r"broken.toml"):
         get_recipe(str(broken))
     with pytest.raises(HybridRLError, match="missing field 'agent'"):
         Recipe.from_dict({"name": "x", "phases": []})

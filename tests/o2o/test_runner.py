@@ -169,7 +169,7 @@ def test_bad_input_fails_before_any_work(pendulum_small, tmp_path):
             run_dir=tmp_path / "c",
             **{**FAST, "num_envs": 3},
         )
-    with pytest.raises(HybridRLError, match="unknown run setting.*num_env"):
+    with pytest.raises(HybridRLError, match=r"unknown run setting.*num_env"):
         run(recipe, "Pendulum-v1", dataset=pendulum_small, run_dir=tmp_path / "d", num_env=2)
     with pytest.raises(HybridRLError, match="no checkpoint"):
         run(
@@ -201,10 +201,36 @@ def test_resume_refuses_another_configuration(pendulum_small, tmp_path):
             **{**FAST, "seed": 1},
         )
     bigger = recipe.with_config(hidden_dims=(16,))
-    with pytest.raises(HybridRLError, match="recipe.config.hidden_dims"):
+    with pytest.raises(HybridRLError, match=r"recipe.config.hidden_dims"):
         run(bigger, "Pendulum-v1", dataset=pendulum_small, run_dir=tmp_path, resume=True, **FAST)
     # a truncated checkpoint file is named in the error
     ckpt = tmp_path / CHECKPOINT
     ckpt.write_bytes(ckpt.read_bytes()[:100])
-    with pytest.raises(HybridRLError, match="latest.ckpt"):
+    with pytest.raises(HybridRLError, match=r"latest.ckpt"):
         load_checkpoint({}, ckpt)
+
+
+def test_optional_loggers_are_never_required(tmp_path, monkeypatch):
+    import builtins
+
+    from hybridrl.training.metrics_log import RunLogger
+
+    real_import = builtins.__import__
+
+    def no_optional(name, *args, **kwargs):
+        if name in ("tensorboardX", "wandb"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_optional)
+    RunLogger(tmp_path, []).close()  # default: TensorBoard only when installed
+    with pytest.raises(HybridRLError, match="tensorboardX"):
+        RunLogger(tmp_path, [], tensorboard=True)
+    with pytest.raises(HybridRLError, match="wandb"):
+        RunLogger(tmp_path, [], wandb_project="p")
+    logger = RunLogger(tmp_path, [{"kind": "eval", "env_step": 0, "score": 1.0}])
+    logger.log({"kind": "episode", "env_step": 5, "return": -3.0})
+    logger.close()
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["kind"] for x in lines] == ["eval", "episode"]
+    assert (tmp_path / "evaluations.csv").read_text().count("\n") == 2  # header + one eval

@@ -14,16 +14,14 @@ from functools import partial
 from types import ModuleType
 from typing import Any
 
-import gymnasium as gym
 import jax
 import numpy as np
 from tqdm.auto import tqdm
 
 from hybridrl.data.replay import ReplayBuffer, replay_add, replay_init, replay_sample
 from hybridrl.data.transitions import Transitions
-from hybridrl.envs.make import make_env
+from hybridrl.envs.make import make_unit_action_env
 from hybridrl.training.updates import batch_size_per_update
-from hybridrl.types import HybridRLError
 
 
 @dataclass
@@ -34,16 +32,6 @@ class OnlineResult:
     buffer: ReplayBuffer
     evaluations: list[tuple[int, float]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-def make_unit_action_env(env_id: str, **kwargs: Any) -> gym.Env:
-    """``env_id`` with actions rescaled to [-1, 1] (Box action spaces only)."""
-    env = make_env(env_id, **kwargs)
-    if not isinstance(env.action_space, gym.spaces.Box):
-        raise HybridRLError(f"{env_id}: continuous-control agents need a Box action space")
-    shape = env.action_space.shape
-    ones = np.ones(shape, np.float32)
-    return gym.wrappers.RescaleAction(env, -ones, ones)
 
 
 def evaluate(

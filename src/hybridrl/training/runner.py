@@ -22,7 +22,6 @@ train records), ``evaluations.csv``, ``summary.json`` (offline-to-online metrics
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -49,6 +48,7 @@ from hybridrl.data.transitions import Transitions, calql_mc_returns
 from hybridrl.envs.make import make_vector_env
 from hybridrl.recipes import Recipe
 from hybridrl.training.checkpoint import load_checkpoint, save_checkpoint
+from hybridrl.training.metrics_log import RunLogger
 from hybridrl.training.offline import unit_actions
 from hybridrl.training.phases import Learner, Offline, Online, Phase, Warmup
 from hybridrl.training.updates import scan_updates
@@ -113,8 +113,7 @@ class RunSettings:
         for p in recipe.phases:
             if p.env_steps % n:
                 raise HybridRLError(
-                    f"phase '{p.label}': steps ({p.env_steps}) must be a multiple of "
-                    f"num_envs ({n})"
+                    f"phase '{p.label}': steps ({p.env_steps}) must be a multiple of num_envs ({n})"
                 )
 
     def fingerprint(self) -> dict[str, Any]:
@@ -201,83 +200,6 @@ def _with_extras(buffer: ReplayBuffer, keys: set[str]) -> ReplayBuffer:
     return dataclasses.replace(buffer, data=data.replace(extras=extras))
 
 
-# --------------------------------------------------------------------------------- logger
-class RunLogger:
-    """Metrics to ``metrics.jsonl`` and ``evaluations.csv`` always; TensorBoard (tensorboardX)
-    when asked and installed; Weights & Biases when a project is given (never required)."""
-
-    EVAL_COLUMNS = ("phase", "env_step", "update", "score", "return_mean", "return_std", "q_probe")
-
-    def __init__(
-        self,
-        run_dir: Path,
-        records: list[dict[str, Any]],
-        *,
-        tensorboard: bool = False,
-        wandb_project: str | None = None,
-        run_config: dict[str, Any] | None = None,
-    ):
-        self.run_dir = run_dir
-        self.records = records
-        # A resumed run rewrites the files from the checkpoint's records: lines a killed run
-        # wrote after its last checkpoint disappear, so files and state agree.
-        with atomic_path(run_dir / "metrics.jsonl") as tmp:
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-        with atomic_path(run_dir / "evaluations.csv") as tmp, tmp.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(self.EVAL_COLUMNS)
-            for r in records:
-                if r["kind"] == "eval":
-                    writer.writerow([r.get(c) for c in self.EVAL_COLUMNS])
-        self._jsonl = (run_dir / "metrics.jsonl").open("a")
-        self._csv_file = (run_dir / "evaluations.csv").open("a", newline="")
-        self._csv = csv.writer(self._csv_file)
-        self._tb: Any = None
-        if tensorboard:
-            try:
-                from tensorboardX import SummaryWriter
-            except ImportError:
-                raise HybridRLError(
-                    "--tensorboard needs the tensorboardX package (pip install tensorboardX)"
-                ) from None
-            self._tb = SummaryWriter(str(run_dir / "tensorboard"))
-        self._wandb: Any = None
-        if wandb_project:
-            try:
-                import wandb
-            except ImportError:
-                raise HybridRLError("--wandb needs the wandb package (pip install wandb)") from None
-            self._wandb = wandb.init(
-                project=wandb_project, name=run_dir.name, config=run_config, resume="allow"
-            )
-
-    def log(self, record: dict[str, Any]) -> None:
-        self.records.append(record)
-        self._jsonl.write(json.dumps(record) + "\n")
-        self._jsonl.flush()
-        if record["kind"] == "eval":
-            self._csv.writerow([record.get(c) for c in self.EVAL_COLUMNS])
-            self._csv_file.flush()
-        scalars = {
-            f"{record['kind']}/{k}": v
-            for k, v in record.items()
-            if isinstance(v, int | float) and not isinstance(v, bool) and k not in ("env_step",)
-        }
-        if self._tb is not None:
-            for k, v in scalars.items():
-                self._tb.add_scalar(k, v, record["env_step"])
-        if self._wandb is not None:
-            self._wandb.log({**scalars, "env_step": record["env_step"]})
-
-    def close(self) -> None:
-        self._jsonl.close()
-        self._csv_file.close()
-        if self._tb is not None:
-            self._tb.close()
-        if self._wandb is not None:
-            self._wandb.finish()
-
-
 # --------------------------------------------------------------------------------- runner
 @dataclass
 class _Counters:
@@ -302,7 +224,7 @@ class Runner:
         run_dir: str | Path,
         *,
         progress: bool = True,
-        tensorboard: bool = False,
+        tensorboard: bool | None = None,
         wandb_project: str | None = None,
     ):
         recipe.validate()
@@ -444,9 +366,7 @@ class Runner:
         env_steps = self.recipe.env_steps
         if env_steps == 0:
             return None
-        seeds = any(
-            any(h.kind == "seed_buffer" for h in p.hooks) for p in self.recipe.phases
-        )
+        seeds = any(any(h.kind == "seed_buffer" for h in p.hooks) for p in self.recipe.phases)
         extra_rows = len(offline) if (seeds and offline is not None) else 0
         capacity = min(self.settings.buffer_capacity, env_steps + extra_rows)
         example = Transitions(
@@ -466,7 +386,9 @@ class Runner:
         return {
             "recipe": self.recipe.to_dict(),
             "settings": self.settings.fingerprint(),
-            "dataset": None if ds is None else {"name": ds.metadata.name, "hash": ds.content_hash()},
+            "dataset": None
+            if ds is None
+            else {"name": ds.metadata.name, "hash": ds.content_hash()},
         }
 
     def run_info(self) -> dict[str, Any]:
@@ -998,7 +920,7 @@ def run(
     run_dir: str | Path,
     resume: bool = False,
     progress: bool = True,
-    tensorboard: bool = False,
+    tensorboard: bool | None = None,
     wandb_project: str | None = None,
     **settings: Any,
 ) -> RunResult:
