@@ -341,6 +341,87 @@ def report(
         typer.echo(f"wrote {f}")
 
 
+datasets_app = typer.Typer(help="D4RL-style suites rebuilt locally: behaviour policies, builds.")
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.command("train-behaviour")
+def datasets_train_behaviour(
+    env_id: Annotated[str, typer.Argument(help="Gymnasium environment id, e.g. Hopper-v5.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the policies.")],
+    steps: Annotated[int, typer.Option(help="Online SAC env steps.")] = 1_000_000,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    eval_interval: Annotated[int, typer.Option(help="Env steps between snapshots.")] = 10_000,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted training.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train SAC online and export a policy snapshot at every evaluation (expert = final).
+
+    The snapshots are what medium (first snapshot at 1/3 of the expert's return) and
+    medium-replay (the snapshots before it) datasets are rebuilt from.
+    """
+    from hybridrl.suite.behaviour import train_behaviour
+
+    snaps = train_behaviour(
+        env_id,
+        out,
+        steps=steps,
+        seed=seed,
+        eval_interval=eval_interval,
+        resume=resume,
+        progress=progress,
+    )
+    for snap in snaps:
+        typer.echo(f"{snap.env_step:>9d}  {snap.return_mean:10.1f}  {snap.path.name}")
+    typer.echo(f"expert: {out / 'expert.npz'}")
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """The suite's datasets: whether their behaviour policies are present (buildable) and
+    whether they are built (in the local Minari store)."""
+    from hybridrl.data.minari_io import minari_store_path
+    from hybridrl.suite.datasets import POLICY_ROOT, suite_entries
+
+    store = minari_store_path()
+    typer.echo(f"{'dataset':28s} {'buildable':9s} {'built':5s} minari id")
+    for e in suite_entries():
+        policies = POLICY_ROOT / e.env
+        buildable = ((policies / "expert.npz").exists() or e.kind == "random") and (
+            policies / "references.json"
+        ).exists()
+        built = (store / e.minari_id).exists()
+        typer.echo(
+            f"{e.name:28s} {'yes' if buildable else 'no':9s} {'yes' if built else 'no':5s} "
+            f"{e.minari_id}"
+        )
+
+
+@datasets_app.command("build")
+def datasets_build(
+    name: Annotated[str, typer.Argument(help="A suite dataset, e.g. hopper-medium-v0.")],
+    steps: Annotated[int, typer.Option(help="Transitions per policy rollout.")] = 1_000_000,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace a built dataset.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Build a suite dataset into the local Minari store (deterministic for the seed)."""
+    import time
+
+    from hybridrl.data import save_dataset
+    from hybridrl.suite.datasets import build, parse_name
+
+    entry = parse_name(name)
+    start = time.perf_counter()
+    ds = build(entry, steps=steps, seed=seed, progress=progress)
+    save_dataset(ds, f"minari:{entry.minari_id}", overwrite=overwrite)
+    s = ds.summary()
+    typer.echo(
+        f"built {entry.minari_id}: {s['transitions']} transitions, {s['episodes']} episodes, "
+        f"mean return {s['return_mean']:.1f}, in {time.perf_counter() - start:.0f} s"
+    )
+
+
 bench_app = typer.Typer(help="Benchmarks (scripts, not tests): throughput beside d3rlpy.")
 app.add_typer(bench_app, name="bench")
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -287,4 +287,54 @@ def load_policy(spec: str, action_space: SpaceSpec) -> Policy:
     raise HybridRLError(
         f"unknown policy '{spec}': use 'random', one of {sorted(SCRIPTED_POLICIES)}, "
         "a saved policy .npz path, or 'module:function'"
+    )
+
+
+def policy_from_agent(
+    state: Any,
+    action_space: SpaceSpec,
+    *,
+    obs_stats: tuple[np.ndarray, np.ndarray] | None = None,
+    info: dict[str, Any] | None = None,
+) -> MLPPolicy:
+    """A portable `MLPPolicy` from an agent's tanh-Gaussian actor (SAC, CQL, Cal-QL, EDAC,
+    AWAC): the trunk's Dense layers, then the ``mean`` and ``log_std`` heads side by side.
+
+    Actors with LayerNorm or dropout in the trunk, or a state-independent std, are refused:
+    the numpy policy evaluates plain ReLU MLPs.
+    """
+    if action_space.kind != "box":
+        raise HybridRLError("policy export needs a Box action space")
+    params = state.actor.params
+    trunk = params.get("MLP_0", {})
+    names = sorted((k for k in trunk if k.startswith("Dense_")), key=lambda k: int(k[6:]))
+    dense_heads = all(
+        isinstance(params.get(head), Mapping) and "kernel" in params[head]
+        for head in ("mean", "log_std")
+    )
+    if set(trunk) != set(names) or not dense_heads:
+        raise HybridRLError(
+            "policy export handles plain-MLP tanh-Gaussian actors only "
+            f"(actor parameters: {sorted(params)})"
+        )
+    kernels = [np.asarray(trunk[n]["kernel"], np.float32) for n in names]
+    biases = [np.asarray(trunk[n]["bias"], np.float32) for n in names]
+    kernels.append(np.concatenate([params["mean"]["kernel"], params["log_std"]["kernel"]], -1))
+    biases.append(np.concatenate([params["mean"]["bias"], params["log_std"]["bias"]], -1))
+    config = state.config
+    log_std_range = (
+        float(getattr(config, "actor_log_std_min", -20.0)),
+        float(getattr(config, "actor_log_std_max", 2.0)),
+    )
+    mean, std = obs_stats if obs_stats is not None else (None, None)
+    return MLPPolicy(
+        kernels=[np.asarray(k, np.float32) for k in kernels],
+        biases=[np.asarray(b, np.float32) for b in biases],
+        kind="tanh_gaussian",
+        action_low=action_space.low_array.astype(np.float32),
+        action_high=action_space.high_array.astype(np.float32),
+        obs_mean=None if mean is None else np.asarray(mean, np.float32).reshape(-1),
+        obs_std=None if std is None else np.asarray(std, np.float32).reshape(-1),
+        log_std_range=log_std_range,
+        info=dict(info or {}),
     )

@@ -3,6 +3,7 @@ resume after SIGKILL, bad input, and the files a report reads."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,12 +16,13 @@ import jax
 import numpy as np
 import pytest
 
+from hybridrl.data.dataset import Dataset
 from hybridrl.evaluation.report import write_report
 from hybridrl.recipes import Recipe, get_recipe
 from hybridrl.training.checkpoint import load_checkpoint
 from hybridrl.training.phases import Offline, Online, SeedBuffer, SetConfig, Warmup
 from hybridrl.training.runner import CHECKPOINT, run
-from hybridrl.types import HybridRLError
+from hybridrl.types import HybridRLError, SpaceSpec
 from tests.o2o import resume_job
 
 FAST = {
@@ -159,6 +161,15 @@ def test_bad_input_fails_before_any_work(pendulum_small, tmp_path):
             **FAST,
         )
     assert not (tmp_path / "a").exists()
+    # same shapes, other action bounds: the agent would see two action scales
+    t = pendulum_small.transitions
+    unit_box = SpaceSpec("box", (1,), "float32", (-1.0,), (1.0,))
+    rescaled = Dataset.create(
+        t.replace(actions=np.clip(np.asarray(t.actions), -1, 1)),
+        dataclasses.replace(pendulum_small.metadata, action_space=unit_box),
+    )
+    with pytest.raises(HybridRLError, match=r"action space .* does not match Pendulum-v1"):
+        run(recipe, "Pendulum-v1", dataset=rescaled, run_dir=tmp_path / "a2", **FAST)
     with pytest.raises(HybridRLError, match="needs a dataset"):
         run(recipe, "Pendulum-v1", run_dir=tmp_path / "b", **FAST)
     with pytest.raises(HybridRLError, match="multiple of num_envs"):

@@ -26,6 +26,7 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -45,16 +46,18 @@ from hybridrl.data.io import atomic_path
 from hybridrl.data.replay import ReplayBuffer, from_dataset, replay_add, replay_init, replay_sample
 from hybridrl.data.samplers import sample_mixed
 from hybridrl.data.transitions import Transitions, calql_mc_returns
-from hybridrl.envs.make import make_vector_env
+from hybridrl.envs.make import env_spaces, make_vector_env
 from hybridrl.recipes import Recipe
 from hybridrl.training.checkpoint import load_checkpoint, save_checkpoint
 from hybridrl.training.metrics_log import RunLogger
 from hybridrl.training.offline import unit_actions
 from hybridrl.training.phases import Learner, Offline, Online, Phase, Warmup
 from hybridrl.training.updates import scan_updates
-from hybridrl.types import HybridRLError, SpaceSpec
+from hybridrl.types import HybridRLError
 
 CHECKPOINT = "checkpoints/latest.ckpt"
+# (runner, learner, eval record) -> None, called after every evaluation
+EvaluationCallback = Callable[["Runner", Learner, dict[str, Any]], None]
 PROBE_SIZE = 256
 
 
@@ -226,6 +229,7 @@ class Runner:
         progress: bool = True,
         tensorboard: bool | None = None,
         wandb_project: str | None = None,
+        on_evaluation: EvaluationCallback | None = None,
     ):
         recipe.validate()
         settings.validate(recipe)
@@ -237,12 +241,13 @@ class Runner:
         self.recipe, self.settings, self.dataset = recipe, settings, dataset
         self.run_dir = Path(run_dir)
         self.progress, self.tensorboard, self.wandb_project = progress, tensorboard, wandb_project
+        self.on_evaluation = on_evaluation
         self.needs_env = recipe.env_steps > 0 or settings.eval_episodes > 0
 
-        probe_env = make_vector_env(settings.env_id, 1)
-        self.obs_space = SpaceSpec.from_gym(probe_env.single_observation_space)
-        self.act_space = SpaceSpec.from_gym(probe_env.single_action_space)
-        probe_env.close()
+        # The env's own spaces (before the [-1, 1] rescaling), to check the dataset against.
+        self.obs_space, self.act_space = env_spaces(settings.env_id)
+        if self.act_space.kind != "box":
+            raise HybridRLError(f"{settings.env_id}: the agents need a Box action space")
         self.obs_dim = int(np.prod(self.obs_space.shape))
         self.act_dim = int(np.prod(self.act_space.shape))
         if dataset is not None:
@@ -264,15 +269,18 @@ class Runner:
         name = ds.metadata.name or "dataset"
         check_against_spaces(ds.transitions, self.obs_space, ds.metadata.action_space, path=name)
         meta_act = ds.metadata.action_space
-        if meta_act.kind != "box" or tuple(meta_act.shape) != tuple(self.act_space.shape):
+        same_box = (
+            meta_act.kind == "box"
+            and tuple(meta_act.shape) == tuple(self.act_space.shape)
+            and np.allclose(meta_act.low_array, self.act_space.low_array)
+            and np.allclose(meta_act.high_array, self.act_space.high_array)
+        )
+        if not same_box:
+            # Dataset actions are mapped onto [-1, 1] with the dataset's bounds and env actions
+            # with the env's: the two must agree or the agent would see two action scales.
             raise HybridRLError(
                 f"dataset {name}: action space {meta_act.describe()} does not match "
                 f"{self.settings.env_id}'s {self.act_space.describe()}"
-            )
-        env_id = ds.metadata.env_id
-        if env_id and env_id.split("-v")[0] != self.settings.env_id.split("-v")[0]:
-            raise HybridRLError(
-                f"dataset {name} was collected on {env_id}, not {self.settings.env_id}"
             )
 
     def _reference_returns(self) -> tuple[float, float] | None:
@@ -786,6 +794,8 @@ class Runner:
                 "time_s": round(self._clock(), 3),
             }
         )
+        if self.on_evaluation is not None:
+            self.on_evaluation(self, learner, logger.records[-1])
         return self._score(mean)
 
     def _log_train(
@@ -922,10 +932,14 @@ def run(
     progress: bool = True,
     tensorboard: bool | None = None,
     wandb_project: str | None = None,
+    on_evaluation: EvaluationCallback | None = None,
     **settings: Any,
 ) -> RunResult:
     """Run ``recipe`` on ``env_id`` (and ``dataset``) in ``run_dir``; see `RunSettings` for the
     keyword settings (seed, num_envs, eval_interval, checkpoint_interval, ...).
+
+    ``on_evaluation(runner, learner, record)`` is called after every evaluation (e.g. to export
+    policy snapshots); it must not change the learner.
 
     Every check (recipe names, phase values, dataset vs env spaces, an existing run directory,
     a checkpoint written for another configuration) happens before any work starts.
@@ -942,5 +956,6 @@ def run(
         progress=progress,
         tensorboard=tensorboard,
         wandb_project=wandb_project,
+        on_evaluation=on_evaluation,
     )
     return runner.run(resume=resume)

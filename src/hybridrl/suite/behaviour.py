@@ -1,0 +1,140 @@
+"""Behaviour policies for D4RL-style suites, trained with hybridrl's own SAC.
+
+D4RL (Fu et al., 2020, §5) trained SAC online per environment: the *expert* is the final
+policy, the *medium* one is the policy at the point where training reached about one third of
+the expert's return, and *medium-replay* is what the replay buffer held up to that point.
+`train_behaviour` runs the registered ``sac`` recipe and exports the actor at every evaluation
+as a portable `hybridrl.policies.MLPPolicy` (``snapshots/step_XXXXXXXX.npz``, the evaluation
+return in its ``info``); `select_medium` picks the medium snapshot by return threshold, and
+the snapshots before it are what a medium-replay set is rebuilt from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybridrl.data.io import atomic_path
+from hybridrl.envs.make import env_spaces
+from hybridrl.policies import MLPPolicy, policy_from_agent
+from hybridrl.recipes import get_recipe
+from hybridrl.training.phases import Learner, Online
+from hybridrl.training.runner import Runner, run
+from hybridrl.types import HybridRLError
+
+SNAPSHOTS = "snapshots"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One exported policy: its path, env step and mean evaluation return."""
+
+    path: Path
+    env_step: int
+    return_mean: float
+
+
+def train_behaviour(
+    env_id: str,
+    out_dir: str | Path,
+    *,
+    steps: int,
+    seed: int = 0,
+    eval_interval: int = 10_000,
+    eval_episodes: int = 10,
+    random_steps: int = 5000,
+    resume: bool = False,
+    progress: bool = True,
+) -> list[Snapshot]:
+    """Train SAC online on ``env_id`` for ``steps`` env steps, exporting a policy snapshot at
+    every evaluation; writes ``expert.npz`` (the final policy) and ``behaviour.json``."""
+    out = Path(out_dir)
+    _, act_space = env_spaces(env_id)
+    recipe = get_recipe("sac").with_budget(online_steps=steps)
+    online = recipe.phases[0]
+    assert isinstance(online, Online)
+    phase = dataclasses.replace(online, random_steps=min(random_steps, steps))
+    recipe = dataclasses.replace(recipe, phases=(phase,))
+
+    def export(runner: Runner, learner: Learner, record: dict[str, Any]) -> None:
+        path = out / SNAPSHOTS / f"step_{record['env_step']:08d}.npz"
+        info = {
+            "env_id": env_id,
+            "env_step": record["env_step"],
+            "return_mean": record["return_mean"],
+            "return_std": record["return_std"],
+            "seed": seed,
+        }
+        policy_from_agent(learner.state, act_space, info=info).save(path)
+
+    run(
+        recipe,
+        env_id,
+        run_dir=out / "run",
+        resume=resume,
+        progress=progress,
+        on_evaluation=export,
+        seed=seed,
+        eval_interval=eval_interval,
+        eval_episodes=eval_episodes,
+        checkpoint_interval=eval_interval,
+    )
+    snapshots = list_snapshots(out)
+    if not snapshots:
+        raise HybridRLError(f"training wrote no snapshots under {out / SNAPSHOTS}")
+    final = MLPPolicy.load(snapshots[-1].path)
+    final.save(out / "expert.npz")
+    with atomic_path(out / "behaviour.json") as tmp:
+        tmp.write_text(
+            json.dumps(
+                {
+                    "env_id": env_id,
+                    "steps": steps,
+                    "seed": seed,
+                    "command": " ".join(shlex.quote(a) for a in sys.argv),
+                    "snapshots": [
+                        {"file": s.path.name, "env_step": s.env_step, "return": s.return_mean}
+                        for s in snapshots
+                    ],
+                },
+                indent=2,
+            )
+        )
+    return snapshots
+
+
+def list_snapshots(out_dir: str | Path) -> list[Snapshot]:
+    """The exported snapshots under ``out_dir/snapshots``, in training order."""
+    found = []
+    for path in sorted((Path(out_dir) / SNAPSHOTS).glob("step_*.npz")):
+        info = MLPPolicy.load(path).info
+        found.append(Snapshot(path, int(info["env_step"]), float(info["return_mean"])))
+    return found
+
+
+def select_medium(
+    snapshots: list[Snapshot], expert_return: float, random_return: float, fraction: float = 1 / 3
+) -> Snapshot:
+    """The first snapshot whose return reaches ``fraction`` of the way from the random to the
+    expert return (D4RL's early stop at about one third of the expert)."""
+    threshold = random_return + fraction * (expert_return - random_return)
+    for snap in snapshots:
+        if snap.return_mean >= threshold:
+            return snap
+    best = max(snapshots, key=lambda s: s.return_mean)
+    raise HybridRLError(
+        f"no snapshot reaches the medium threshold {threshold:.1f} "
+        f"(best: {best.return_mean:.1f} at step {best.env_step})"
+    )
+
+
+def returns_summary(snapshots: list[Snapshot]) -> np.ndarray:
+    """``(env_step, return)`` rows, for plots and docs."""
+    return np.asarray([(s.env_step, s.return_mean) for s in snapshots], np.float64)

@@ -1,0 +1,176 @@
+"""A D4RL-style MuJoCo suite rebuilt locally from committed behaviour policies.
+
+Per environment (Gymnasium v5 Hopper, HalfCheetah, Walker2d) and as D4RL (Fu et al., 2020)
+defined them, with stochastic rollouts of the behaviour policies:
+
+- ``random``: ``steps`` transitions of the uniform random policy;
+- ``medium``: ``steps`` transitions of the medium policy (the first SAC snapshot at 1/3 of the
+  way from the random to the expert return);
+- ``medium-replay``: the replay buffer up to the medium policy, rebuilt from the snapshots;
+- ``expert``: ``steps`` transitions of the final SAC policy;
+- ``medium-expert``: medium and expert concatenated.
+
+Policies live in a policy directory per environment (``<root>/<env>/``: ``expert.npz``,
+``snapshots/step_*.npz``, ``behaviour.json`` from `train_behaviour`, ``references.json`` with
+the random and expert reference returns over 100 episodes). Builds are deterministic for the
+seed and written to the local Minari store as ``hybridrl/<env>/<kind>-v0``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybridrl.data.collect import NoiseConfig, collect, evaluate_policy
+from hybridrl.data.dataset import Dataset, concatenate_datasets
+from hybridrl.data.io import atomic_path
+from hybridrl.envs.make import env_spaces
+from hybridrl.policies import MLPPolicy, RandomPolicy
+from hybridrl.suite.behaviour import list_snapshots, select_medium
+from hybridrl.types import HybridRLError
+
+SUITE_ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5"}
+KINDS = ("random", "medium", "medium-replay", "expert", "medium-expert")
+DEFAULT_STEPS = 1_000_000
+REFERENCE_EPISODES = 100
+POLICY_ROOT = Path(__file__).parent / "policies"
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    """One buildable dataset: ``<env>-<kind>-v0`` stored as ``hybridrl/<env>/<kind>-v0``."""
+
+    env: str
+    kind: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.env}-{self.kind}-v0"
+
+    @property
+    def minari_id(self) -> str:
+        return f"hybridrl/{self.env}/{self.kind}-v0"
+
+    @property
+    def env_id(self) -> str:
+        return SUITE_ENVS[self.env]
+
+
+def suite_entries() -> list[SuiteEntry]:
+    return [SuiteEntry(env, kind) for env in SUITE_ENVS for kind in KINDS]
+
+
+def parse_name(name: str) -> SuiteEntry:
+    for entry in suite_entries():
+        if name in (entry.name, entry.minari_id, entry.name.removesuffix("-v0")):
+            return entry
+    names = ", ".join(e.name for e in suite_entries())
+    raise HybridRLError(f"unknown suite dataset '{name}'; available: {names}")
+
+
+def references(env: str, root: Path = POLICY_ROOT, *, seed: int = 0) -> tuple[float, float]:
+    """(random, expert) mean returns over 100 episodes, cached in ``references.json``."""
+    path = root / env / "references.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+        return float(data["random"]), float(data["expert"])
+    env_id = SUITE_ENVS.get(env, env)
+    _, act_space = env_spaces(env_id)
+    expert = _policy(root / env / "expert.npz")
+    rand = evaluate_policy(env_id, RandomPolicy(act_space), REFERENCE_EPISODES, seed=seed)
+    best = evaluate_policy(env_id, expert, REFERENCE_EPISODES, seed=seed + 1)
+    lo, hi = float(np.mean(rand)), float(np.mean(best))
+    refs = {
+        "random": lo,
+        "expert": hi,
+        "episodes": REFERENCE_EPISODES,
+        "expert_policy": "expert.npz, deterministic",
+    }
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(refs, indent=2))
+    return lo, hi
+
+
+def build(
+    entry: SuiteEntry,
+    *,
+    steps: int = DEFAULT_STEPS,
+    seed: int = 0,
+    root: Path = POLICY_ROOT,
+    env_id: str | None = None,
+    progress: bool = True,
+) -> Dataset:
+    """Roll out the entry's behaviour policy (policies); returns the dataset (not saved)."""
+    env_id = env_id or entry.env_id
+    lo, hi = references(entry.env, root)
+    common: dict[str, Any] = {
+        "seed": seed,
+        "ref_min_score": lo,
+        "ref_max_score": hi,
+        "progress": progress,
+        "noise": NoiseConfig(),
+    }
+    _, act_space = env_spaces(env_id)
+    policy_dir = root / entry.env
+    if entry.kind == "random":
+        return collect(env_id, RandomPolicy(act_space), num_steps=steps, name=entry.name, **common)
+    if entry.kind == "expert":
+        return collect(
+            env_id, _policy(policy_dir / "expert.npz"), num_steps=steps, name=entry.name, **common
+        )
+    snapshots = list_snapshots(policy_dir)
+    medium = select_medium(snapshots, expert_return=hi, random_return=lo)
+    if entry.kind == "medium":
+        return collect(env_id, _policy(medium.path), num_steps=steps, name=entry.name, **common)
+    if entry.kind == "medium-expert":
+        parts = [
+            build(
+                SuiteEntry(entry.env, k),
+                steps=steps,
+                seed=seed,
+                root=root,
+                env_id=env_id,
+                progress=progress,
+            )
+            for k in ("medium", "expert")
+        ]
+        return concatenate_datasets(parts, name=entry.name)
+    # medium-replay: what the replay buffer held when training reached the medium snapshot at
+    # env step s_m. The interval [s_k, s_k+1) is rolled out with snapshot k (the policy that
+    # collected it, up to the snapshot period); [0, s_1) with the random policy (training's
+    # random start and its untrained policy).
+    before = [s for s in snapshots if s.env_step < medium.env_step]
+    parts = [
+        collect(
+            env_id,
+            RandomPolicy(act_space),
+            num_steps=snapshots[0].env_step,
+            name="replay-0",
+            **common,
+        )
+    ]
+    for i, snap in enumerate(before):
+        nxt = snapshots[i + 1].env_step
+        parts.append(
+            collect(
+                env_id,
+                _policy(snap.path),
+                num_steps=nxt - snap.env_step,
+                name=f"replay-{snap.env_step}",
+                **{**common, "seed": seed + i + 1},
+            )
+        )
+    return concatenate_datasets(parts, name=entry.name)
+
+
+def _policy(path: Path) -> MLPPolicy:
+    if not path.exists():
+        raise HybridRLError(
+            f"behaviour policy {path} is missing; train it with "
+            "`hybridrl datasets train-behaviour` (see docs/suite.md)"
+        )
+    return MLPPolicy.load(path)
