@@ -182,7 +182,7 @@ def test_bad_input_fails_before_any_work(pendulum_small, tmp_path):
         )
     with pytest.raises(HybridRLError, match=r"unknown run setting.*num_env"):
         run(recipe, "Pendulum-v1", dataset=pendulum_small, run_dir=tmp_path / "d", num_env=2)
-    with pytest.raises(HybridRLError, match="no checkpoint"):
+    with pytest.raises(HybridRLError, match="no run to resume"):
         run(
             recipe,
             "Pendulum-v1",
@@ -199,7 +199,7 @@ def test_resume_refuses_another_configuration(pendulum_small, tmp_path):
         .with_budget(offline_updates=4, online_steps=8)
         .with_config(hidden_dims=(8,))
     )
-    run(recipe, "Pendulum-v1", dataset=pendulum_small, run_dir=tmp_path, **FAST)
+    first = run(recipe, "Pendulum-v1", dataset=pendulum_small, run_dir=tmp_path, **FAST)
     with pytest.raises(HybridRLError, match="already holds a run"):
         run(recipe, "Pendulum-v1", dataset=pendulum_small, run_dir=tmp_path, **FAST)
     with pytest.raises(HybridRLError, match=r"another configuration.*settings\.seed"):
@@ -217,8 +217,14 @@ def test_resume_refuses_another_configuration(pendulum_small, tmp_path):
     # a truncated checkpoint file is named in the error
     ckpt = tmp_path / CHECKPOINT
     ckpt.write_bytes(ckpt.read_bytes()[:100])
-    with pytest.raises(HybridRLError, match=r"latest.ckpt"):
+    with pytest.raises(HybridRLError, match=r"latest\.ckpt"):
         load_checkpoint({}, ckpt)
+    # killed before its first checkpoint: --resume starts over, to the same numbers
+    ckpt.unlink()
+    again = run(
+        recipe, "Pendulum-v1", dataset=pendulum_small, run_dir=tmp_path, resume=True, **FAST
+    )
+    assert again.summary["final_score"] == first.summary["final_score"]
 
 
 def test_optional_loggers_are_never_required(tmp_path, monkeypatch):

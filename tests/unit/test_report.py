@@ -243,7 +243,7 @@ def test_bad_run_json_names_the_file(tmp_path):
         load_run(d)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(HybridRLError, match="run.json") as info:
+    with pytest.raises(HybridRLError, match=r"run\.json") as info:
         load_run(empty)
     assert str(empty / "run.json") in str(info.value)
     with pytest.raises(HybridRLError, match="no run directory") as info:

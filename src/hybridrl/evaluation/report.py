@@ -153,8 +153,11 @@ def recompute_summary(run: RunRecord, dip_fraction: float = 0.25) -> dict[str, A
     online = [
         _score(e)
         for e in run.episodes
-        if kind_of.get(e.get("phase")) in ENV_PHASE_KINDS
-        or (e.get("phase") not in kind_of and run.switch_step is not None)
+        if e.get("cut") is not True  # cut by the checkpoint schedule: not a whole episode
+        and (
+            kind_of.get(e.get("phase")) in ENV_PHASE_KINDS
+            or (e.get("phase") not in kind_of and run.switch_step is not None)
+        )
     ]
     xs = [int(e.get(run.x_key) or 0) for e in run.evals]
     metrics: dict[str, Any] = o2o_metrics(

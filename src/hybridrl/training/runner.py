@@ -423,9 +423,11 @@ class Runner:
         run_json = self.run_dir / "run.json"
         ckpt = self.run_dir / CHECKPOINT
         if resume:
-            if not ckpt.exists():
-                raise HybridRLError(f"--resume: no checkpoint at {ckpt}")
+            if not run_json.exists():
+                raise HybridRLError(f"--resume: no run to resume in {self.run_dir}")
             self._check_fingerprint(run_json)
+            # Killed before its first checkpoint: nothing to restore, start over.
+            resume = ckpt.exists()
         elif run_json.exists():
             raise HybridRLError(
                 f"run directory {self.run_dir} already holds a run; pass --resume to continue "
