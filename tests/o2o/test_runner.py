@@ -251,3 +251,22 @@ def test_optional_loggers_are_never_required(tmp_path, monkeypatch):
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["kind"] for x in lines] == ["eval", "episode"]
     assert (tmp_path / "evaluations.csv").read_text().count("\n") == 2  # header + one eval
+
+
+@pytest.mark.parametrize("name", sorted(__import__("hybridrl.recipes").recipes.RECIPES))
+def test_every_registered_recipe_runs_at_a_tiny_budget(name, pendulum_small, tmp_path):
+    recipe = (
+        get_recipe(name)
+        .with_budget(offline_updates=4, warmup_steps=8, online_steps=8)
+        .with_config(hidden_dims=(8,))
+    )
+    if "num_qs" in recipe.config:  # keep the ensembles but make them cheap
+        recipe = recipe.with_config(num_qs=3)
+    if recipe.agent in ("cql", "calql"):
+        recipe = recipe.with_config(num_samples=2)
+    dataset = pendulum_small if recipe.needs_dataset or name != "sac" else None
+    result = run(recipe, "Pendulum-v1", dataset=dataset, run_dir=tmp_path, **FAST)
+    assert result.summary["total_env_steps"] == recipe.env_steps
+    assert result.summary["final_score"] is not None
+    params = (result.state.actor.params, result.state.critic.params)  # (config holds ±inf)
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree_util.tree_leaves(params))
