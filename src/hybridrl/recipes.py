@@ -264,8 +264,26 @@ RECIPES: dict[str, Callable[[], Recipe]] = {
 }
 
 
+def offline_recipe(agent: str, updates: int = 1_000_000) -> Recipe:
+    """Offline training only (``offline:AGENT`` on the command line): the validation runs of
+    offline RL. TD3+BC, IQL and AWAC standardise observations, as their papers do (IQL and
+    AWAC for stability on Pendulum-like tasks)."""
+    recipe = Recipe(
+        name=f"{agent}_offline",
+        agent=agent,
+        phases=(Offline(name="offline", updates=updates),),
+        normalize_observations=agent in ("td3_bc", "iql", "awac"),
+        description=f"{agent} offline only",
+    )
+    recipe.validate()
+    return recipe
+
+
 def get_recipe(name_or_path: str) -> Recipe:
-    """A registered recipe by name, or one read from a ``.toml``/``.json`` file."""
+    """A registered recipe by name, ``offline:AGENT`` (offline training only), or a recipe read
+    from a ``.toml``/``.json`` file."""
+    if name_or_path.startswith("offline:"):
+        return offline_recipe(name_or_path.split(":", 1)[1])
     path = Path(name_or_path)
     if path.suffix in (".toml", ".json"):
         if not path.exists():
@@ -278,8 +296,8 @@ def get_recipe(name_or_path: str) -> Recipe:
         return Recipe.from_dict(data, source=f"recipe file {path}")
     if name_or_path not in RECIPES:
         raise HybridRLError(
-            f"unknown recipe '{name_or_path}'; available: {', '.join(sorted(RECIPES))} "
-            "(or a .toml/.json recipe file)"
+            f"unknown recipe '{name_or_path}'; available: {', '.join(sorted(RECIPES))}, "
+            "offline:AGENT, or a .toml/.json recipe file"
         )
     recipe = RECIPES[name_or_path]()
     recipe.validate()

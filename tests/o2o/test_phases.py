@@ -165,3 +165,12 @@ hooks = [{ hook = "set_config", values = { temperature = 1.0 } },
         get_recipe(str(broken))
     with pytest.raises(HybridRLError, match="missing field 'agent'"):
         Recipe.from_dict({"name": "x", "phases": []})
+
+
+def test_offline_only_recipes():
+    recipe = get_recipe("offline:td3_bc")
+    assert recipe.name == "td3_bc_offline" and recipe.normalize_observations
+    assert [p.kind for p in recipe.phases] == ["offline"] and recipe.env_steps == 0
+    assert not get_recipe("offline:cql").normalize_observations
+    with pytest.raises(HybridRLError, match="unknown agent 'td4'"):
+        get_recipe("offline:td4")

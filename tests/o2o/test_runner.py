@@ -253,7 +253,9 @@ def test_optional_loggers_are_never_required(tmp_path, monkeypatch):
     assert (tmp_path / "evaluations.csv").read_text().count("\n") == 2  # header + one eval
 
 
-@pytest.mark.parametrize("name", sorted(__import__("hybridrl.recipes").recipes.RECIPES))
+@pytest.mark.parametrize(
+    "name", [*sorted(__import__("hybridrl.recipes").recipes.RECIPES), "offline:td3_bc"]
+)
 def test_every_registered_recipe_runs_at_a_tiny_budget(name, pendulum_small, tmp_path):
     recipe = (
         get_recipe(name)
@@ -268,5 +270,7 @@ def test_every_registered_recipe_runs_at_a_tiny_budget(name, pendulum_small, tmp
     result = run(recipe, "Pendulum-v1", dataset=dataset, run_dir=tmp_path, **FAST)
     assert result.summary["total_env_steps"] == recipe.env_steps
     assert result.summary["final_score"] is not None
+    if name.startswith("offline:"):
+        assert result.summary["pretrain_score"] is None and result.summary["total_updates"] == 4
     params = (result.state.actor.params, result.state.critic.params)  # (config holds ±inf)
     assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree_util.tree_leaves(params))
