@@ -387,9 +387,10 @@ def datasets_list() -> None:
     typer.echo(f"{'dataset':28s} {'buildable':9s} {'built':5s} minari id")
     for e in suite_entries():
         policies = POLICY_ROOT / e.env
-        buildable = ((policies / "expert.npz").exists() or e.kind == "random") and (
-            policies / "references.json"
-        ).exists()
+        buildable = e.env == "pointmaze" or (
+            ((policies / "expert.npz").exists() or e.kind == "random")
+            and (policies / "references.json").exists()
+        )
         built = (store / e.minari_id).exists()
         typer.echo(
             f"{e.name:28s} {'yes' if buildable else 'no':9s} {'yes' if built else 'no':5s} "
@@ -400,7 +401,10 @@ def datasets_list() -> None:
 @datasets_app.command("build")
 def datasets_build(
     name: Annotated[str, typer.Argument(help="A suite dataset, e.g. hopper-medium-v0.")],
-    steps: Annotated[int, typer.Option(help="Transitions per policy rollout.")] = 1_000_000,
+    steps: Annotated[
+        int | None,
+        typer.Option(help="Transitions per rollout (default: 1M; mazes: 1M/2M/4M as D4RL)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace a built dataset.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,

@@ -260,7 +260,21 @@ _ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "gelu": lambda x: 0.5 * x * (1.0 + np.tanh(0.7978845608 * (x + 0.044715 * x**3))),
 }
 
-SCRIPTED_POLICIES: dict[str, Callable[[], Policy]] = {"pendulum_swingup": PendulumSwingUp}
+def _maze_controller(maze: str) -> Callable[[], Policy]:
+    def make() -> Policy:
+        from hybridrl.envs.maze import MazeWaypointController
+
+        return MazeWaypointController(maze)
+
+    return make
+
+
+SCRIPTED_POLICIES: dict[str, Callable[[], Policy]] = {
+    "pendulum_swingup": PendulumSwingUp,
+    "pointmaze_umaze": _maze_controller("umaze"),
+    "pointmaze_medium": _maze_controller("medium"),
+    "pointmaze_large": _maze_controller("large"),
+}
 
 
 def load_policy(spec: str, action_space: SpaceSpec) -> Policy:

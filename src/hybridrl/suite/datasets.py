@@ -35,6 +35,10 @@ from hybridrl.types import HybridRLError
 
 SUITE_ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5"}
 KINDS = ("random", "medium", "medium-replay", "expert", "medium-expert")
+# maze2d-style navigation: the waypoint controller with Gaussian action noise of std 0.5 (as
+# D4RL's generate_maze2d_datasets), 1M / 2M / 4M steps as D4RL's umaze / medium / large.
+MAZE_STEPS = {"umaze": 1_000_000, "medium": 2_000_000, "large": 4_000_000}
+MAZE_NOISE = 0.5
 DEFAULT_STEPS = 1_000_000
 REFERENCE_EPISODES = 100
 POLICY_ROOT = Path(__file__).parent / "policies"
@@ -57,11 +61,20 @@ class SuiteEntry:
 
     @property
     def env_id(self) -> str:
+        if self.env == "pointmaze":
+            from hybridrl.envs.maze import ENV_IDS
+
+            return ENV_IDS[self.kind]
         return SUITE_ENVS[self.env]
+
+    @property
+    def default_steps(self) -> int:
+        return MAZE_STEPS[self.kind] if self.env == "pointmaze" else DEFAULT_STEPS
 
 
 def suite_entries() -> list[SuiteEntry]:
-    return [SuiteEntry(env, kind) for env in SUITE_ENVS for kind in KINDS]
+    mujoco = [SuiteEntry(env, kind) for env in SUITE_ENVS for kind in KINDS]
+    return mujoco + [SuiteEntry("pointmaze", maze) for maze in MAZE_STEPS]
 
 
 def parse_name(name: str) -> SuiteEntry:
@@ -95,17 +108,51 @@ def references(env: str, root: Path = POLICY_ROOT, *, seed: int = 0) -> tuple[fl
     return lo, hi
 
 
+def build_maze(
+    entry: SuiteEntry,
+    *,
+    steps: int,
+    seed: int,
+    progress: bool,
+    reference_episodes: int = REFERENCE_EPISODES,
+) -> Dataset:
+    """A maze2d-style dataset: the noisy waypoint controller in the continuing maze, with the
+    random and noise-free controller returns over 100 episodes as references."""
+    from hybridrl.envs.maze import MazeWaypointController
+
+    controller = MazeWaypointController(entry.kind)
+    _, act_space = env_spaces(entry.env_id)
+    n = reference_episodes
+    lo = float(np.mean(evaluate_policy(entry.env_id, RandomPolicy(act_space), n, seed=seed)))
+    hi = float(np.mean(evaluate_policy(entry.env_id, controller, n, seed=seed + 1)))
+    return collect(
+        entry.env_id,
+        controller,
+        num_steps=steps,
+        seed=seed,
+        noise=NoiseConfig(gaussian_std=MAZE_NOISE),
+        ref_min_score=lo,
+        ref_max_score=hi,
+        progress=progress,
+        name=entry.name,
+    )
+
+
 def build(
     entry: SuiteEntry,
     *,
-    steps: int = DEFAULT_STEPS,
+    steps: int | None = None,
     seed: int = 0,
     root: Path = POLICY_ROOT,
     env_id: str | None = None,
     progress: bool = True,
 ) -> Dataset:
-    """Roll out the entry's behaviour policy (policies); returns the dataset (not saved)."""
+    """Roll out the entry's behaviour policy; returns the dataset (not saved). ``steps``
+    defaults to 1M (MuJoCo) or D4RL's maze2d sizes."""
+    steps = steps or entry.default_steps
     env_id = env_id or entry.env_id
+    if entry.env == "pointmaze":
+        return build_maze(entry, steps=steps, seed=seed, progress=progress)
     lo, hi = references(entry.env, root)
     common: dict[str, Any] = {
         "seed": seed,
