@@ -376,6 +376,29 @@ def datasets_train_behaviour(
     typer.echo(f"expert: {out / 'expert.npz'}")
 
 
+@datasets_app.command("publish")
+def datasets_publish(
+    src: Annotated[Path, typer.Argument(help="A train-behaviour output directory.")],
+    env: Annotated[str, typer.Option(help="Suite env name: hopper, halfcheetah, walker2d.")],
+    dest: Annotated[Path | None, typer.Option(help="Policy root (default: the package's).")] = (
+        None
+    ),
+    episodes: Annotated[int, typer.Option(help="Episodes for the reference returns.")] = 100,
+) -> None:
+    """Finalize a training (expert = its latest snapshot) and copy what the suite needs into
+    the policy root: expert, snapshots up to medium, behaviour.json, references.json."""
+    from hybridrl.suite.behaviour import finalize_behaviour, publish
+    from hybridrl.suite.datasets import POLICY_ROOT, SUITE_ENVS
+
+    if env not in SUITE_ENVS:
+        raise HybridRLError(f"unknown suite env '{env}'; available: {', '.join(SUITE_ENVS)}")
+    run_json = src / "run" / "run.json"
+    planned = json.loads(run_json.read_text())["phases"][-1]["end_step"] if run_json.exists() else 0
+    finalize_behaviour(src, SUITE_ENVS[env], steps=planned)
+    refs = publish(src, env, dest or POLICY_ROOT, reference_episodes=episodes)
+    typer.echo(json.dumps(refs, indent=2))
+
+
 @datasets_app.command("list")
 def datasets_list() -> None:
     """The suite's datasets: whether their behaviour policies are present (buildable) and

@@ -109,3 +109,22 @@ def test_suite_builds_every_kind_deterministically(tmp_path, monkeypatch):
     (root / "pendulum" / "expert.npz").unlink()
     with pytest.raises(HybridRLError, match=r"expert\.npz is missing"):
         suite.build(suite.parse_name("pendulum-expert"), steps=10, root=root, progress=False)
+
+
+def test_publish_keeps_the_expert_and_the_snapshots_up_to_medium(tmp_path):
+    import json
+
+    from hybridrl.suite.behaviour import finalize_behaviour, publish
+
+    src = _fake_policy_dir(tmp_path / "train")
+    (src / "pendulum" / "expert.npz").unlink()
+    finalize_behaviour(src / "pendulum", "Pendulum-v1", steps=1000)
+    info = json.loads((src / "pendulum" / "behaviour.json").read_text())
+    assert info["trained_steps"] == 300 and info["planned_steps"] == 1000
+    refs = publish(src / "pendulum", "pendulum", tmp_path / "root", reference_episodes=2)
+    dest = tmp_path / "root" / "pendulum"
+    kept = sorted(p.name for p in (dest / "snapshots").iterdir())
+    medium = refs["medium"]["env_step"]
+    assert kept == [f"step_{s:08d}.npz" for s in (100, 200, 300) if s <= medium]
+    assert (dest / "expert.npz").exists()
+    assert json.loads((dest / "references.json").read_text())["episodes"] == 2

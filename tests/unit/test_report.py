@@ -79,9 +79,7 @@ def write_run(
         ev("finetune", 2, END, 4800, spec["final"]),
     ]
     for i, score in enumerate(spec["episodes"]):
-        records.append(
-            dict(kind="episode", env_step=1300 + 100 * i, score=score, phase="finetune")
-        )
+        records.append(dict(kind="episode", env_step=1300 + 100 * i, score=score, phase="finetune"))
     with open(run_dir / "metrics.jsonl", "w") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in records)
     if summary:
@@ -296,3 +294,18 @@ def test_o2o_curve_collapses_offline_evals_onto_the_switch(sweep):
     x, y = r.curve()
     np.testing.assert_array_equal(x, [SWITCH, 1800, 3000, END])
     np.testing.assert_array_equal(y, [50.0, 30.0, 95.0, 80.0])  # last offline eval kept
+
+
+def test_mean_curve_interpolates_onto_the_common_range():
+    from hybridrl.evaluation.report import _mean_curve
+
+    a = (np.array([0.0, 10.0, 20.0]), np.array([0.0, 10.0, 20.0]))
+    b = (np.array([5.0, 15.0, 30.0]), np.array([10.0, 10.0, 10.0]))
+    grid, mean, half = _mean_curve([a, b])
+    # overlap [5, 20]; union of steps inside it; a interpolated: 5 -> 5, 15 -> 15
+    np.testing.assert_array_equal(grid, [5.0, 10.0, 15.0, 20.0])
+    np.testing.assert_allclose(mean, [7.5, 10.0, 12.5, 15.0])
+    # two seeds: 1.96 * std(ddof=1) / sqrt(2) = 1.96 * |a - b| / 2
+    np.testing.assert_allclose(half, 1.96 * np.abs([5.0 - 10, 0, 15.0 - 10, 20.0 - 10]) / 2)
+    _, _, half1 = _mean_curve([a])
+    assert not half1.any()  # one seed: no band

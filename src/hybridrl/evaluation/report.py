@@ -434,6 +434,10 @@ def plot_curves(runs: Sequence[RunRecord], path: str | os.PathLike[str]) -> Path
             )
             for i, s in enumerate(switches):
                 ax.axvline(s, color="0.35", ls="--", lw=1.0, label="switch" if i == 0 else None)
+                ax.annotate(
+                    "switch", (s, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                    textcoords="offset points", fontsize=8, color="0.35",
+                )  # fmt: skip
             offline = all(r.offline_only for r in task_runs)
             units = {r.score_unit for r in task_runs}
             ax.set_xlabel("updates" if offline else "env steps")
@@ -451,34 +455,39 @@ def plot_curves(runs: Sequence[RunRecord], path: str | os.PathLike[str]) -> Path
 def plot_summary(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
     """PNG of the IQM final score per recipe with its interval (rliable's aggregate plot).
 
-    The bar spans the stratified-bootstrap interval, the black tick is the IQM; an open circle
-    marks the IQM before fine-tuning (pretrain_score) when the recipe has one. Written
-    atomically; returns the path.
+    The bar spans the stratified-bootstrap interval, the black tick is the IQM (drawn even when
+    the interval is a single point); an open circle marks the IQM before fine-tuning
+    (pretrain_score) when the recipe has one. Written atomically; returns the path.
     """
     plt = _pyplot()
     path = Path(path)
     colors = {n: f"C{i % 10}" for i, n in enumerate(sorted({r["recipe"] for r in rows}))}
     fig, ax = plt.subplots(figsize=(6.4, 0.6 * max(len(rows), 1) + 1.6))
     try:
-        labels, labelled = [], False
+        labels, xs, labelled = [], [], False
         for y, r in enumerate(rows):
             unit = "" if r["score_unit"] == "normalized" else " [return]"
             labels.append(f"{r['recipe']}{unit} (n={r['n_runs']})")
             final, before = r.get("final_score") or {}, r.get("pretrain_score") or {}
             if final.get("iqm") is not None:
                 lo, hi = final["ci"]
-                color = colors[r["recipe"]]
-                ax.barh(y, max(hi - lo, 1e-9), left=lo, height=0.6, color=color, alpha=0.5)
-                ax.plot([final["iqm"]] * 2, [y - 0.3, y + 0.3], color="k", lw=2)
+                ax.barh(y, hi - lo, left=lo, height=0.6, color=colors[r["recipe"]], alpha=0.5)
+                ax.plot([final["iqm"]] * 2, [y - 0.3, y + 0.3], color="k", lw=2.5)
+                xs += [lo, hi, final["iqm"]]
             if before.get("iqm") is not None:
                 label = None if labelled else "before fine-tuning (IQM)"
                 ax.plot(before["iqm"], y, "o", mfc="none", mec="k", ms=7, label=label)
+                xs.append(before["iqm"])
                 labelled = True
+        if xs:  # pad so that a degenerate interval on the edge stays visible
+            span = max(max(xs) - min(xs), 1e-6 + 0.05 * max(abs(v) for v in xs))
+            ax.set_xlim(min(xs) - 0.08 * span, max(xs) + 0.08 * span)
         ax.set_yticks(range(len(rows)), labels)
-        ax.invert_yaxis()  # first recipe on top
+        ax.set_ylim(len(rows) - 0.5, -0.5)  # first recipe on top
         units = {r["score_unit"] for r in rows}
         what = "normalized score" if units == {"normalized"} else "score"
-        ax.set_xlabel(f"IQM final {what} (bar: 95% stratified bootstrap interval)")
+        conf = round(100 * float(rows[0].get("confidence", 0.95))) if rows else 95
+        ax.set_xlabel(f"IQM final {what} (bar: {conf}% stratified bootstrap interval)")
         ax.grid(axis="x", alpha=0.3)
         if labelled:
             ax.legend(loc="best", fontsize=8)

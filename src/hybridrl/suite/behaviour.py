@@ -86,9 +86,19 @@ def train_behaviour(
         eval_episodes=eval_episodes,
         checkpoint_interval=eval_interval,
     )
+    return finalize_behaviour(out, env_id, steps=steps, seed=seed, random_steps=random_steps)
+
+
+def finalize_behaviour(
+    out_dir: str | Path, env_id: str, *, steps: int, seed: int = 0, random_steps: int = 5000
+) -> list[Snapshot]:
+    """``expert.npz`` = the latest snapshot, and ``behaviour.json`` (the command, each
+    snapshot's return). `train_behaviour` calls it at the end; call it yourself to stop a
+    training early and keep what it reached (``steps`` then records the planned budget)."""
+    out = Path(out_dir)
     snapshots = list_snapshots(out)
     if not snapshots:
-        raise HybridRLError(f"training wrote no snapshots under {out / SNAPSHOTS}")
+        raise HybridRLError(f"no policy snapshots under {out / SNAPSHOTS}")
     final = MLPPolicy.load(snapshots[-1].path)
     final.save(out / "expert.npz")
     with atomic_path(out / "behaviour.json") as tmp:
@@ -96,8 +106,11 @@ def train_behaviour(
             json.dumps(
                 {
                     "env_id": env_id,
-                    "steps": steps,
+                    "planned_steps": steps,
+                    "trained_steps": snapshots[-1].env_step,
                     "seed": seed,
+                    "random_steps": random_steps,
+                    "recipe": "sac (hybridrl.recipes), 2x256, UTD 1, batch 256",
                     "command": " ".join(shlex.quote(a) for a in sys.argv),
                     "snapshots": [
                         {"file": s.path.name, "env_step": s.env_step, "return": s.return_mean}
@@ -108,6 +121,45 @@ def train_behaviour(
             )
         )
     return snapshots
+
+
+def publish(
+    src_dir: str | Path, env: str, dest_root: str | Path, *, reference_episodes: int = 100
+) -> dict[str, Any]:
+    """Copy what a suite needs from a training directory into ``dest_root/env``: the expert,
+    the snapshots up to the medium one, ``behaviour.json`` and ``references.json`` (random and
+    expert returns over ``reference_episodes`` episodes, the expert deterministic)."""
+    import shutil
+
+    from hybridrl.data.collect import evaluate_policy
+    from hybridrl.policies import RandomPolicy
+
+    src, dest = Path(src_dir), Path(dest_root) / env
+    info = json.loads((src / "behaviour.json").read_text())
+    env_id = info["env_id"]
+    _, act_space = env_spaces(env_id)
+    expert = MLPPolicy.load(src / "expert.npz")
+    n = reference_episodes
+    lo = float(np.mean(evaluate_policy(env_id, RandomPolicy(act_space), n, seed=0)))
+    hi = float(np.mean(evaluate_policy(env_id, expert, n, seed=1)))
+    snapshots = list_snapshots(src)
+    medium = select_medium(snapshots, expert_return=hi, random_return=lo)
+    (dest / SNAPSHOTS).mkdir(parents=True, exist_ok=True)
+    for snap in snapshots:
+        if snap.env_step <= medium.env_step:
+            shutil.copy2(snap.path, dest / SNAPSHOTS / snap.path.name)
+    shutil.copy2(src / "expert.npz", dest / "expert.npz")
+    shutil.copy2(src / "behaviour.json", dest / "behaviour.json")
+    refs = {
+        "random": lo,
+        "expert": hi,
+        "episodes": n,
+        "expert_policy": "expert.npz, deterministic",
+        "medium": {"file": medium.path.name, "env_step": medium.env_step},
+    }
+    with atomic_path(dest / "references.json") as tmp:
+        tmp.write_text(json.dumps(refs, indent=2))
+    return refs
 
 
 def list_snapshots(out_dir: str | Path) -> list[Snapshot]:
