@@ -28,6 +28,7 @@ written in TOML/JSON, stored in ``run.json`` and compared on ``--resume``.
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -59,13 +60,14 @@ class Learner:
 
 # -------------------------------------------------------------------------------- hooks
 @dataclass(frozen=True)
-class Hook:
+class Hook(ABC):
     """Base of the switch hooks; subclasses implement `apply`."""
 
     kind: ClassVar[str] = "hook"
 
+    @abstractmethod
     def apply(self, learner: Learner) -> Learner:
-        raise NotImplementedError
+        """The learner after the hook (a new value; the argument is not changed)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"hook": self.kind, **_jsonable(dataclasses.asdict(self))}
