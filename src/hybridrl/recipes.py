@@ -91,11 +91,20 @@ class Recipe:
         dropped = False
         for phase in self.phases:
             phase.validate()
-            dropped = dropped or any(isinstance(h, DropOfflineData) for h in phase.hooks)
-            if dropped and isinstance(phase, Online) and phase.offline_ratio > 0:
+            for hook in phase.hooks:
+                if dropped and isinstance(hook, SeedBuffer):
+                    raise HybridRLError(
+                        f"recipe '{self.name}': phase '{phase.label}' seeds the buffer with "
+                        "the dataset after drop_offline_data"
+                    )
+                dropped = dropped or isinstance(hook, DropOfflineData)
+            uses_data = isinstance(phase, Offline) or (
+                isinstance(phase, Online) and phase.offline_ratio > 0
+            )
+            if dropped and uses_data:
                 raise HybridRLError(
-                    f"recipe '{self.name}': phase '{phase.label}' samples offline data "
-                    "(offline_ratio > 0) after drop_offline_data"
+                    f"recipe '{self.name}': phase '{phase.label}' trains on the dataset "
+                    "after drop_offline_data"
                 )
 
     @property
@@ -211,8 +220,18 @@ def rlpd() -> Recipe:
     return Recipe(
         name="rlpd",
         agent="sac",
-        config={**ENSEMBLE_10, "utd_ratio": 20},
-        phases=(Online(name="online", steps=1_000_000, offline_ratio=0.5, random_steps=5000),),
+        # RLPD's SACLearner: target entropy -|A|/2; train_finetuning.py: --start_training
+        # 5000 (random actions and no updates before it)
+        config={**ENSEMBLE_10, "utd_ratio": 20, "target_entropy_scale": 0.5},
+        phases=(
+            Online(
+                name="online",
+                steps=1_000_000,
+                offline_ratio=0.5,
+                random_steps=5000,
+                update_after=5000,
+            ),
+        ),
         description="RLPD: SAC, 10 LayerNorm critics (subset 2), UTD 20, symmetric sampling, "
         "no pretraining (Ball et al., 2023)",
     )

@@ -129,6 +129,9 @@ def test_recipe_validation_and_lookup(tmp_path):
     )
     with pytest.raises(HybridRLError, match="after drop_offline_data"):
         bad.validate()
+    for late in (Offline(updates=2), Online(steps=2, hooks=(SeedBuffer(),))):
+        with pytest.raises(HybridRLError, match="after drop_offline_data"):
+            Recipe("bad", "sac", (Warmup(steps=2, hooks=(DropOfflineData(),)), late)).validate()
     scaled = get_recipe("wsrl").with_budget(offline_updates=7, warmup_steps=3, online_steps=5)
     assert [p.env_steps for p in scaled.phases] == [0, 3, 5]
     assert isinstance(scaled.phases[0], Offline) and scaled.phases[0].updates == 7

@@ -228,18 +228,10 @@ def test_resume_refuses_another_configuration(pendulum_small, tmp_path):
 
 
 def test_optional_loggers_are_never_required(tmp_path, monkeypatch):
-    import builtins
-
+    from hybridrl.training import metrics_log
     from hybridrl.training.metrics_log import RunLogger
 
-    real_import = builtins.__import__
-
-    def no_optional(name, *args, **kwargs):
-        if name in ("tensorboardX", "wandb"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_optional)
+    monkeypatch.setattr(metrics_log, "_has", lambda module: False)  # neither is installed
     RunLogger(tmp_path, []).close()  # default: TensorBoard only when installed
     with pytest.raises(HybridRLError, match="tensorboardX"):
         RunLogger(tmp_path, [], tensorboard=True)
@@ -274,3 +266,50 @@ def test_every_registered_recipe_runs_at_a_tiny_budget(name, pendulum_small, tmp
         assert result.summary["pretrain_score"] is None and result.summary["total_updates"] == 4
     params = (result.state.actor.params, result.state.critic.params)  # (config holds ±inf)
     assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree_util.tree_leaves(params))
+
+
+def test_mixed_batches_are_mixed_in_every_critic_minibatch():
+    """UTD agents split a batch into utd_ratio consecutive minibatches; each must hold the
+    ratio (RLPD: every critic step sees both halves)."""
+    from hybridrl.data.replay import from_dataset
+    from hybridrl.training.runner import mixed_sampler
+    from tests.conftest import make_chain_dataset
+
+    t = make_chain_dataset(episode_lengths=(5, 5), ends=("timeout", "timeout")).transitions
+    offline = from_dataset(t.replace(rewards=np.ones(10, np.float32)))
+    online = from_dataset(t.replace(rewards=np.zeros(10, np.float32)))
+    ratio = jax.numpy.asarray(0.5)
+    batch = jax.jit(mixed_sampler(4), static_argnums=2)(
+        (offline, online, ratio), jax.random.PRNGKey(0), 64
+    )
+    per_minibatch = np.asarray(batch.rewards).reshape(4, 16).mean(axis=1)
+    np.testing.assert_array_equal(per_minibatch, [0.5, 0.5, 0.5, 0.5])
+
+
+def test_monte_carlo_returns_follow_the_agent_in_effect(pendulum_small):
+    from hybridrl.training.runner import Runner, RunSettings
+
+    def extras(name):
+        recipe = get_recipe(name).with_budget(offline_updates=2, warmup_steps=2, online_steps=2)
+        runner = Runner(recipe, RunSettings("Pendulum-v1"), pendulum_small, "unused")
+        return runner.online_extras
+
+    assert extras("calql") == {"mc_returns"}  # Cal-QL keeps calibrating online
+    assert extras("wsrl") == set()  # SAC fine-tuning: online rows enter the buffer at once
+    recipe = Recipe(
+        "cql_calibrated",
+        "cql",
+        (Online(steps=4, hooks=(SetConfig({"enable_calql": True}),)),),
+    )
+    runner = Runner(recipe, RunSettings("Pendulum-v1", num_envs=2), None, "unused")
+    assert runner.online_extras == {"mc_returns"}
+
+
+def test_zero_length_env_phases_are_skipped(pendulum_small, tmp_path):
+    recipe = (
+        get_recipe("iql_finetune")
+        .with_budget(offline_updates=4, online_steps=0)
+        .with_config(hidden_dims=(8,))
+    )
+    result = run(recipe, "Pendulum-v1", dataset=pendulum_small, run_dir=tmp_path, **FAST)
+    assert result.summary["total_env_steps"] == 0 and result.summary["total_updates"] == 4

@@ -148,7 +148,8 @@ def build(
     progress: bool = True,
 ) -> Dataset:
     """Roll out the entry's behaviour policy; returns the dataset (not saved). ``steps``
-    defaults to 1M (MuJoCo) or D4RL's maze2d sizes."""
+    defaults to 1M (MuJoCo) or D4RL's maze2d sizes; medium-replay's size is set by the
+    training (the env steps until the medium snapshot) and ignores it."""
     steps = steps or entry.default_steps
     env_id = env_id or entry.env_id
     if entry.env == "pointmaze":
@@ -174,16 +175,17 @@ def build(
     if entry.kind == "medium":
         return collect(env_id, _policy(medium.path), num_steps=steps, name=entry.name, **common)
     if entry.kind == "medium-expert":
+        # the two halves get different seeds: other start states and noise
         parts = [
             build(
                 SuiteEntry(entry.env, k),
                 steps=steps,
-                seed=seed,
+                seed=seed + i,
                 root=root,
                 env_id=env_id,
                 progress=progress,
             )
-            for k in ("medium", "expert")
+            for i, k in enumerate(("medium", "expert"))
         ]
         return concatenate_datasets(parts, name=entry.name)
     # medium-replay: what the replay buffer held when training reached the medium snapshot at
@@ -197,7 +199,8 @@ def build(
             RandomPolicy(act_space),
             num_steps=snapshots[0].env_step,
             name="replay-0",
-            **common,
+            # not the random dataset's seed: its first rows would repeat here
+            **{**common, "seed": seed + 10_000},
         )
     ]
     for i, snap in enumerate(before):
@@ -208,7 +211,7 @@ def build(
                 _policy(snap.path),
                 num_steps=nxt - snap.env_step,
                 name=f"replay-{snap.env_step}",
-                **{**common, "seed": seed + i + 1},
+                **{**common, "seed": seed + 10_000 + i + 1},
             )
         )
     return concatenate_datasets(parts, name=entry.name)

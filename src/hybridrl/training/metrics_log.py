@@ -4,6 +4,8 @@ Weights & Biases when asked (neither is a dependency)."""
 from __future__ import annotations
 
 import csv
+import hashlib
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,28 @@ class RunLogger:
     ):
         self.run_dir = run_dir
         self.records = records
+        check_optional_loggers(tensorboard, wandb_project)
+        # The optional loggers start first, so that a failure leaves no open files behind.
+        # TensorBoard and W&B are append-only: after a resume they hold the steps a killed
+        # run logged after its last checkpoint twice (the JSONL/CSV files do not).
+        self._tb: Any = None
+        if tensorboard is not False and _has("tensorboardX"):
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(str(run_dir / "tensorboard"))
+        self._wandb: Any = None
+        if wandb_project:
+            import wandb
+
+            # a stable id per run directory, so that --resume continues the same W&B run
+            run_id = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16]
+            self._wandb = wandb.init(
+                project=wandb_project,
+                name=run_dir.name,
+                id=run_id,
+                config=run_config,
+                resume="allow",
+            )
         # A resumed run rewrites the files from the checkpoint's records: lines a killed run
         # wrote after its last checkpoint disappear, so files and state agree.
         with atomic_path(run_dir / "metrics.jsonl") as tmp:
@@ -43,26 +67,6 @@ class RunLogger:
         self._jsonl = (run_dir / "metrics.jsonl").open("a")
         self._csv_file = (run_dir / "evaluations.csv").open("a", newline="")
         self._csv = csv.writer(self._csv_file)
-        self._tb: Any = None
-        if tensorboard is not False:
-            try:
-                from tensorboardX import SummaryWriter
-            except ImportError:
-                if tensorboard:
-                    raise HybridRLError(
-                        "--tensorboard needs the tensorboardX package (pip install tensorboardX)"
-                    ) from None
-            else:  # None: log when tensorboardX is installed
-                self._tb = SummaryWriter(str(run_dir / "tensorboard"))
-        self._wandb: Any = None
-        if wandb_project:
-            try:
-                import wandb
-            except ImportError:
-                raise HybridRLError("--wandb needs the wandb package (pip install wandb)") from None
-            self._wandb = wandb.init(
-                project=wandb_project, name=run_dir.name, config=run_config, resume="allow"
-            )
 
     def log(self, record: dict[str, Any]) -> None:
         self.records.append(record)
@@ -89,3 +93,17 @@ class RunLogger:
             self._tb.close()
         if self._wandb is not None:
             self._wandb.finish()
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def check_optional_loggers(tensorboard: bool | None, wandb_project: str | None) -> None:
+    """Raise `HybridRLError` now if a logger that was asked for is not installed."""
+    if tensorboard and not _has("tensorboardX"):
+        raise HybridRLError(
+            "--tensorboard needs the tensorboardX package (pip install tensorboardX)"
+        )
+    if wandb_project and not _has("wandb"):
+        raise HybridRLError("--wandb needs the wandb package (pip install wandb)")

@@ -49,7 +49,7 @@ from hybridrl.data.transitions import Transitions, calql_mc_returns
 from hybridrl.envs.make import env_spaces, make_vector_env
 from hybridrl.recipes import Recipe
 from hybridrl.training.checkpoint import load_checkpoint, save_checkpoint
-from hybridrl.training.metrics_log import RunLogger
+from hybridrl.training.metrics_log import RunLogger, check_optional_loggers
 from hybridrl.training.offline import unit_actions
 from hybridrl.training.phases import Learner, Offline, Online, Phase, Warmup
 from hybridrl.training.updates import scan_updates
@@ -104,7 +104,8 @@ class RunSettings:
 
     def validate(self, recipe: Recipe) -> None:
         positive = ("num_envs", "eval_episodes", "eval_interval", "offline_eval_interval")
-        for name in (*positive, "checkpoint_interval", "log_interval", "chunk_size"):
+        names = (*positive, "checkpoint_interval", "log_interval", "chunk_size", "buffer_capacity")
+        for name in names:
             if getattr(self, name) <= 0:
                 raise HybridRLError(f"{name} must be positive, got {getattr(self, name)}")
         n = self.num_envs
@@ -168,11 +169,22 @@ def _sample_buffer(data: ReplayBuffer, key: jax.Array, n: int) -> Transitions:
     return replay_sample(data, key, n)
 
 
-def _sample_mixed(
-    data: tuple[ReplayBuffer, ReplayBuffer, jax.Array], key: jax.Array, n: int
-) -> Transitions:
-    offline, online, ratio = data
-    return sample_mixed(offline, online, key, n, ratio)
+@cache
+def mixed_sampler(groups: int) -> Callable[[Any, jax.Array, int], Transitions]:
+    """A sampler of ``n = groups × B`` rows made of ``groups`` minibatches that are *each*
+    mixed at the ratio (``sample_mixed`` per minibatch): UTD agents split a batch into
+    ``utd_ratio`` consecutive minibatches, and RLPD's every critic step sees both halves.
+    Cached per ``groups`` so that ``scan_updates`` sees one static function per value."""
+
+    def sample(
+        data: tuple[ReplayBuffer, ReplayBuffer, jax.Array], key: jax.Array, n: int
+    ) -> Transitions:
+        offline, online, ratio = data
+        keys = jax.random.split(key, groups)
+        parts = jax.vmap(lambda k: sample_mixed(offline, online, k, n // groups, ratio))(keys)
+        return jax.tree_util.tree_map(lambda x: x.reshape(n, *x.shape[2:]), parts)
+
+    return sample
 
 
 def _add_rows(buffer: ReplayBuffer, rows: Transitions) -> ReplayBuffer:
@@ -192,7 +204,10 @@ def _derived_seed(*parts: int) -> int:
 
 
 def _agent_needs_mc(agent_name: str, config: Any) -> bool:
-    return agent_name == "calql" or bool(np.asarray(getattr(config, "enable_calql", False)))
+    """Whether ``agent_name``'s updates read ``mc_returns``: Cal-QL always, CQL when its
+    calibration is on; agents switched to from them (SAC in WSRL) never."""
+    calibrated = bool(np.asarray(getattr(config, "enable_calql", False)))
+    return agent_name == "calql" or (agent_name == "cql" and calibrated)
 
 
 def _with_extras(buffer: ReplayBuffer, keys: set[str]) -> ReplayBuffer:
@@ -242,6 +257,7 @@ class Runner:
         self.run_dir = Path(run_dir)
         self.progress, self.tensorboard, self.wandb_project = progress, tensorboard, wandb_project
         self.on_evaluation = on_evaluation
+        check_optional_loggers(tensorboard, wandb_project)
         self.needs_env = recipe.env_steps > 0 or settings.eval_episodes > 0
 
         # The env's own spaces (before the [-1, 1] rescaling), to check the dataset against.
@@ -292,23 +308,31 @@ class Runner:
                 return (m.ref_min_score, m.ref_max_score)
         return d4rl_reference_scores(self.settings.env_id)
 
-    def _agent_chain(self) -> list[str]:
-        """The agent in effect in each phase (after its hooks), found by a dry run of the
-        hooks on a tiny state."""
+    def _agent_chain(self) -> list[tuple[str, Any]]:
+        """The agent and config in effect in each phase (after its hooks), found by a dry
+        run of the hooks on a tiny state."""
         learner = self._initial_learner(capacity_only=True)
         chain = []
         for phase in self.recipe.phases:
             for hook in phase.hooks:
                 if hook.kind not in ("seed_buffer", "drop_offline_data"):  # need real buffers
                     learner = hook.apply(learner)
-            chain.append(learner.agent_name)
+            chain.append((learner.agent_name, learner.state.config))
         return chain
 
+    def _phase_needs_mc(self, phase: Phase, i: int) -> bool:
+        agent, config = self.agent_chain[i]
+        updates = (isinstance(phase, Offline) and phase.updates > 0) or (
+            isinstance(phase, Online) and phase.updates_per_step > 0 and phase.steps > 0
+        )
+        return updates and _agent_needs_mc(agent, config)
+
     def _online_extras(self) -> set[str]:
-        needs = False
-        for phase, agent in zip(self.recipe.phases, self.agent_chain, strict=True):
-            if isinstance(phase, Online) and phase.updates_per_step > 0:
-                needs = needs or _agent_needs_mc(agent, self.recipe.agent_config())
+        needs = any(
+            self._phase_needs_mc(p, i)
+            for i, p in enumerate(self.recipe.phases)
+            if isinstance(p, Online)
+        )
         return {"mc_returns"} if needs else set()
 
     def _phase_bounds(self) -> list[tuple[int, int]]:
@@ -335,10 +359,13 @@ class Runner:
         if self.obs_stats is not None:
             ds = ds.normalize_observations(*self.obs_stats)
         needs_mc = "mc_returns" in self.online_extras or any(
-            isinstance(p, Offline) and _agent_needs_mc(a, self.recipe.agent_config())
-            for p, a in zip(self.recipe.phases, self.agent_chain, strict=True)
+            self._phase_needs_mc(p, i)
+            for i, p in enumerate(self.recipe.phases)
+            if isinstance(p, Offline)
         )
-        if needs_mc and "mc_returns" not in ds.transitions.extras:
+        if needs_mc:
+            # Always recomputed (never a stored column): with this run's discount, reward
+            # scale and sparse rule, the same as the online Monte-Carlo returns.
             gamma = float(np.asarray(self.recipe.agent_config().discount))
             t = self._scaled(ds.transitions)
             mc = calql_mc_returns(t, gamma, sparse_reward=self.settings.mc_sparse_reward)
@@ -371,12 +398,15 @@ class Runner:
         return Learner(self.recipe.agent, state, offline, online)
 
     def _online_buffer(self, offline: Transitions | None) -> ReplayBuffer | None:
-        env_steps = self.recipe.env_steps
-        if env_steps == 0:
+        if all(isinstance(p, Offline) for p in self.recipe.phases):
             return None
         seeds = any(any(h.kind == "seed_buffer" for h in p.hooks) for p in self.recipe.phases)
         extra_rows = len(offline) if (seeds and offline is not None) else 0
-        capacity = min(self.settings.buffer_capacity, env_steps + extra_rows)
+        # A seeded dataset always fits whole (`SeedBuffer` appends all of it); the online
+        # rows are capped by buffer_capacity and overwrite the oldest online rows first only
+        # once the buffer is full.
+        online_rows = min(self.settings.buffer_capacity, self.recipe.env_steps)
+        capacity = max(1, online_rows + extra_rows)
         example = Transitions(
             observations=np.zeros((1, self.obs_dim), np.float32),
             actions=np.zeros((1, self.act_dim), np.float32),
@@ -440,9 +470,11 @@ class Runner:
         learner = self._initial_learner()
         key = jax.random.fold_in(jax.random.PRNGKey(self.settings.seed), 2)
         counters, records = _Counters(), list[dict[str, Any]]()
+        # From the dataset, before a restore may have dropped it (WSRL), so that a resumed
+        # run probes Q on the same states as the uninterrupted one.
+        self.probe = self._probe_observations(learner)
         if resume:
             learner, key, counters, records = self._restore(learner, ckpt)
-        self.probe = self._probe_observations(learner)
         logger = RunLogger(
             self.run_dir,
             records,
@@ -547,6 +579,7 @@ class Runner:
                 done = c.phase_progress
                 n = min(
                     s.chunk_size - done % s.chunk_size,
+                    s.log_interval - c.update % s.log_interval,
                     s.checkpoint_interval - done % s.checkpoint_interval,
                     s.offline_eval_interval - done % s.offline_eval_interval,
                     phase.updates - done,
@@ -565,7 +598,7 @@ class Runner:
                 c.phase_progress += n
                 c.update += n
                 bar.update(n)
-                if c.update % s.log_interval < n:
+                if c.update % s.log_interval == 0:
                     self._log_train(phase, metrics, c, logger)
                 if c.phase_progress % s.offline_eval_interval == 0 and (
                     c.phase_progress < phase.updates
@@ -706,22 +739,24 @@ class Runner:
         num = int(c.update_credit + 1e-9)
         if num == 0:
             return learner, key
-        c.update_credit -= num
         online = learner.online
         assert online is not None
         ratio = phase.offline_ratio
+        mixing = ratio > 0 and learner.offline is not None
+        if not mixing and int(online.size) == 0:
+            return learner, key  # the credit stays: these updates run once data arrives
+        c.update_credit -= num
         data: Any
         sample_fn: Any
-        if ratio > 0 and learner.offline is not None:
+        if mixing:
+            assert learner.offline is not None
             if ratio >= 1.0:
                 data, sample_fn = learner.offline, _sample_buffer
             else:
                 offline = _with_extras(learner.offline, set(online.data.extras))
                 data = (offline, online, jnp.asarray(ratio, jnp.float32))
-                sample_fn = _sample_mixed
+                sample_fn = mixed_sampler(int(getattr(learner.state.config, "utd_ratio", 1)))
         else:
-            if int(online.size) == 0:
-                return learner, key
             data, sample_fn = online, _sample_buffer
         agent = get_agent(learner.agent_name)
         state, metrics = scan_updates(
