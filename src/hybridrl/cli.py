@@ -246,6 +246,16 @@ def run_recipe(
     checkpoint_interval: Annotated[
         int, typer.Option(help="Env steps (or offline updates) between checkpoints.")
     ] = 50_000,
+    buffer_capacity: Annotated[
+        int, typer.Option(help="Online replay capacity (a seeded dataset always fits on top).")
+    ] = 1_000_000,
+    log_interval: Annotated[int, typer.Option(help="Updates between train records.")] = 1000,
+    dip_fraction: Annotated[
+        float, typer.Option(help="Fraction of the online steps the dip is measured over.")
+    ] = 0.25,
+    async_envs: Annotated[
+        bool, typer.Option(help="Step the vector envs in subprocesses (slow simulators).")
+    ] = False,
     resume: Annotated[bool, typer.Option(help="Continue the run in OUT from its checkpoint.")] = (
         False
     ),
@@ -299,6 +309,10 @@ def run_recipe(
         offline_eval_interval=offline_eval_interval,
         eval_episodes=eval_episodes,
         checkpoint_interval=checkpoint_interval,
+        buffer_capacity=buffer_capacity,
+        log_interval=log_interval,
+        dip_fraction=dip_fraction,
+        asynchronous=async_envs,
     )
     s = result.summary
     typer.echo(json.dumps(s, indent=2))

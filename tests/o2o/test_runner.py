@@ -313,3 +313,11 @@ def test_zero_length_env_phases_are_skipped(pendulum_small, tmp_path):
     )
     result = run(recipe, "Pendulum-v1", dataset=pendulum_small, run_dir=tmp_path, **FAST)
     assert result.summary["total_env_steps"] == 0 and result.summary["total_updates"] == 4
+
+
+def test_subprocess_vector_envs_give_the_same_run(tmp_path):
+    recipe = get_recipe("sac").with_budget(online_steps=40).with_config(hidden_dims=(8,))
+    settings = {**FAST, "eval_interval": 20, "checkpoint_interval": 20}
+    sync = run(recipe, "Pendulum-v1", run_dir=tmp_path / "sync", **settings)
+    spawned = run(recipe, "Pendulum-v1", run_dir=tmp_path / "async", asynchronous=True, **settings)
+    assert spawned.evaluations() == sync.evaluations()

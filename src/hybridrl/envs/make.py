@@ -63,5 +63,6 @@ def make_vector_env(
     fns = [lambda: make_unit_action_env(env_id, **kwargs) for _ in range(num_envs)]
     mode = gym.vector.AutoresetMode.SAME_STEP
     if asynchronous:
-        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
+        # spawn, not fork: forking a process that runs JAX threads can deadlock
+        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode, context="spawn")
     return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
