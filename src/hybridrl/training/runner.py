@@ -311,7 +311,7 @@ class Runner:
     def _agent_chain(self) -> list[tuple[str, Any]]:
         """The agent and config in effect in each phase (after its hooks), found by a dry
         run of the hooks on a tiny state."""
-        learner = self._initial_learner(capacity_only=True)
+        learner = self._initial_learner(structure_only=True)
         chain = []
         for phase in self.recipe.phases:
             for hook in phase.hooks:
@@ -382,16 +382,19 @@ class Runner:
         rewards = np.asarray(t.rewards) * r.reward_scale + r.reward_bias
         return t.replace(rewards=rewards.astype(np.float32))
 
-    def _initial_learner(self, capacity_only: bool = False) -> Learner:
+    def _initial_learner(self, structure_only: bool = False) -> Learner:
+        """The learner before the first phase; ``structure_only``: tiny networks and no
+        buffers, for dry runs of the hooks (the agent chain needs the state's type and
+        config, not its size)."""
         key = jax.random.PRNGKey(self.settings.seed)
         config = self.recipe.agent_config()
         module = get_agent(self.recipe.agent)
-        if capacity_only:  # the agent chain needs a state of the right type, not its size
-            config = dataclasses.replace(config, hidden_dims=(1,)) if _has(config) else config
+        if structure_only and _has_hidden_dims(config):
+            config = dataclasses.replace(config, hidden_dims=(1,))
         state = module.init(config, jax.random.fold_in(key, 1), self.obs_dim, self.act_dim)
         offline = None
         online = None
-        if not capacity_only:
+        if not structure_only:
             t = self._offline_transitions()
             offline = from_dataset(t) if t is not None else None
             online = self._online_buffer(t)
@@ -903,7 +906,7 @@ class Runner:
         }
 
 
-def _has(config: Any) -> bool:
+def _has_hidden_dims(config: Any) -> bool:
     return any(f.name == "hidden_dims" for f in dataclasses.fields(config))
 
 
