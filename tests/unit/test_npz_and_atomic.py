@@ -107,3 +107,15 @@ def test_save_interrupted_midway_keeps_old_file(chain_dataset, tmp_path, monkeyp
         save_npz(chain_dataset.transform_rewards(2.0), final)
     assert final.read_bytes() == before
     assert os.listdir(tmp_path) == ["d.npz"]
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    import os
+
+    from hybridrl.data.io import atomic_path
+
+    with atomic_path(tmp_path / "f.txt") as tmp:
+        tmp.write_text("x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(tmp_path / "f.txt").st_mode & 0o777 == 0o666 & ~mask

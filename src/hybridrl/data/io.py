@@ -22,6 +22,15 @@ from hybridrl.data.transitions import CORE_FIELDS, make_transitions
 from hybridrl.types import DatasetError, SpaceSpec
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once at import, before any threads write files
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike[str], *, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``final``; rename it onto ``final`` only on success.
@@ -38,6 +47,9 @@ def atomic_path(final: str | os.PathLike[str], *, suffix: str = "") -> Iterator[
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates 0600 files; the result gets the usual permissions (0666 - umask)
+        if tmp.exists():
+            os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
