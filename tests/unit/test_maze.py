@@ -45,3 +45,15 @@ def test_maze_suite_build_is_deterministic():
     assert len(a) == 600 and a.content_hash() == b.content_hash()
     assert a.metadata.ref_max_score > a.metadata.ref_min_score
     assert a.transitions.timeouts.sum() == 2  # continuing task: cut every 300 steps only
+
+
+def test_maze_dataset_round_trips_through_minari():
+    """Minari serialises the env spec: the maze ids must register a string entry point."""
+    from hybridrl.data import load_dataset, save_dataset
+
+    ds = build_maze(
+        parse_name("pointmaze-umaze"), steps=300, seed=0, progress=False, reference_episodes=1
+    )
+    save_dataset(ds, "minari:hybridrl/pointmaze/umaze-test-v0")
+    back = load_dataset("minari:hybridrl/pointmaze/umaze-test-v0")
+    assert back.content_hash() == ds.content_hash()

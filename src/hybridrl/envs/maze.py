@@ -78,7 +78,8 @@ def register() -> None:
     """Register the ``hybridrl/PointMaze-*`` ids (entry points only: nothing is imported)."""
     for name, env_id in ENV_IDS.items():
         if env_id not in gym.registry:
-            gym.register(env_id, entry_point=make_point_maze, kwargs={"maze": name})
+            # a string entry point: Minari serialises env specs and refuses callables
+            gym.register(env_id, entry_point=f"{__name__}:make_point_maze", kwargs={"maze": name})
 
 
 class MazeWaypointController:
