@@ -222,6 +222,10 @@ def run_recipe(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory.")],
     dataset: Annotated[str | None, typer.Option(help=DATASET_HELP)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the run.")] = 0,
+    seeds: Annotated[
+        str | None,
+        typer.Option(help="Several seeds, e.g. 0,1,2: one run each in OUT/seed_K (in turn)."),
+    ] = None,
     offline_updates: Annotated[
         int | None, typer.Option(help="Updates of every offline phase (default: the recipe's).")
     ] = None,
@@ -293,30 +297,37 @@ def run_recipe(
     if overrides:
         spec = spec.with_config(**overrides)
         spec.validate()
+    try:
+        seed_list = [int(k) for k in seeds.split(",")] if seeds else [seed]
+    except ValueError:
+        raise HybridRLError(
+            f"--seeds expects integers separated by commas, got {seeds!r}"
+        ) from None
     ds = load_dataset(dataset) if dataset else None
-    result = run(
-        spec,
-        env,
-        dataset=ds,
-        run_dir=out,
-        resume=resume,
-        progress=progress,
-        tensorboard=tensorboard,
-        wandb_project=wandb,
-        seed=seed,
-        num_envs=num_envs,
-        eval_interval=eval_interval,
-        offline_eval_interval=offline_eval_interval,
-        eval_episodes=eval_episodes,
-        checkpoint_interval=checkpoint_interval,
-        buffer_capacity=buffer_capacity,
-        log_interval=log_interval,
-        dip_fraction=dip_fraction,
-        asynchronous=async_envs,
-    )
-    s = result.summary
-    typer.echo(json.dumps(s, indent=2))
-    typer.echo(f"run directory: {out}")
+    for k in seed_list:
+        run_dir = out / f"seed_{k}" if seeds else out
+        result = run(
+            spec,
+            env,
+            dataset=ds,
+            run_dir=run_dir,
+            resume=resume,
+            progress=progress,
+            tensorboard=tensorboard,
+            wandb_project=wandb,
+            seed=k,
+            num_envs=num_envs,
+            eval_interval=eval_interval,
+            offline_eval_interval=offline_eval_interval,
+            eval_episodes=eval_episodes,
+            checkpoint_interval=checkpoint_interval,
+            buffer_capacity=buffer_capacity,
+            log_interval=log_interval,
+            dip_fraction=dip_fraction,
+            asynchronous=async_envs,
+        )
+        typer.echo(json.dumps(result.summary, indent=2))
+        typer.echo(f"run directory: {run_dir}")
 
 
 @app.command()

@@ -139,14 +139,16 @@ def test_run_report_and_recipes_end_to_end(tmp_path):
         "20",
         "--no-progress",
     ]
-    outputs = {}
-    for seed in ("0", "1"):
-        run_dir = str(tmp_path / f"runs/iql-{seed}")
-        outputs[seed] = _ok(["run", "iql_finetune", "--out", run_dir, "--seed", seed, *common])
-    summary = json.loads(outputs["0"].split("run directory")[0])
+    out = _ok(
+        ["run", "iql_finetune", "--out", str(tmp_path / "runs/iql"), "--seeds", "0,1", *common]
+    )
+    first, second = out.split("run directory")[:2]
+    summary = json.loads(first)
     assert summary["total_env_steps"] == 40 and summary["total_updates"] == 60
+    assert json.loads(second.split("\n", 1)[1])["seed"] == 1
     # resuming a finished run does no work and reproduces its summary
-    again = _ok(["run", "iql_finetune", "--out", str(tmp_path / "runs/iql-0"), "--resume", *common])
+    seed0 = str(tmp_path / "runs/iql/seed_0")
+    again = _ok(["run", "iql_finetune", "--out", seed0, "--seed", "0", "--resume", *common])
     assert json.loads(again.split("run directory")[0])["final_score"] == summary["final_score"]
     table = _ok(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report")])
     assert "iql_finetune" in table
