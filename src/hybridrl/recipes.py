@@ -260,6 +260,8 @@ def sac_scratch() -> Recipe:
     return Recipe(
         name="sac",
         agent="sac",
+        # classic SAC (Haarnoja et al., 2018): the actor maximises the min of its 2 critics
+        config={"actor_q": "min"},
         phases=(Online(name="online", steps=1_000_000, random_steps=5000),),
         description="online SAC from scratch (no data)",
     )
