@@ -101,6 +101,10 @@ def finalize_behaviour(
         raise HybridRLError(f"no policy snapshots under {out / SNAPSHOTS}")
     final = MLPPolicy.load(snapshots[-1].path)
     final.save(out / "expert.npz")
+    run_json = out / "run" / "run.json"
+    recipe = (
+        json.loads(run_json.read_text())["fingerprint"]["recipe"] if run_json.exists() else None
+    )
     with atomic_path(out / "behaviour.json") as tmp:
         tmp.write_text(
             json.dumps(
@@ -110,7 +114,7 @@ def finalize_behaviour(
                     "trained_steps": snapshots[-1].env_step,
                     "seed": seed,
                     "random_steps": random_steps,
-                    "recipe": "sac (hybridrl.recipes), 2x256, UTD 1, batch 256",
+                    "recipe": recipe,  # as run (config: overrides of sac.Config defaults)
                     "command": " ".join(shlex.quote(a) for a in sys.argv),
                     "snapshots": [
                         {"file": s.path.name, "env_step": s.env_step, "return": s.return_mean}
