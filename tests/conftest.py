@@ -78,3 +78,17 @@ def chain_dataset() -> Dataset:
 def _isolated_minari_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
     """Never touch the user's ~/.minari: every test gets its own store."""
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path_factory.mktemp("minari")))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module.
+
+    One pytest process compiles thousands of XLA programs across the suite; each keeps memory
+    mappings for its code, and near the kernel's limit (vm.max_map_count, 65530 by default)
+    LLVM aborts the process in the middle of a compilation.
+    """
+    yield
+    import jax
+
+    jax.clear_caches()
