@@ -29,7 +29,7 @@ import numpy as np
 
 from hybridrl.data import load_dataset
 from hybridrl.data.dataset import Dataset
-from hybridrl.data.io import atomic_path
+from hybridrl.data.io import atomic_path, save_npz
 from hybridrl.evaluation.report import write_report
 from hybridrl.recipes import offline_recipe
 from hybridrl.training.runner import run
@@ -39,18 +39,10 @@ NORMALIZE = {"td3_bc": True, "iql": True, "cql": False, "bc": False}
 
 
 def export_arrays(ds: Dataset, path: Path) -> Path:
-    """The dataset as plain arrays (actions in env units) for the d3rlpy worker."""
-    t = ds.transitions
+    """The dataset as npz (`save_npz`: one array per field, actions in env units), which the
+    d3rlpy worker reads with plain numpy."""
     if not path.exists():
-        with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                observations=np.asarray(t.observations),
-                actions=np.asarray(t.actions),
-                rewards=np.asarray(t.rewards),
-                terminals=np.asarray(t.terminals),
-                timeouts=np.asarray(t.timeouts),
-            )
+        save_npz(ds, path)
     return path
 
 

@@ -135,17 +135,10 @@ def publish(
     expert returns over ``reference_episodes`` episodes, the expert deterministic)."""
     import shutil
 
-    from hybridrl.data.collect import evaluate_policy
-    from hybridrl.policies import RandomPolicy
-
     src, dest = Path(src_dir), Path(dest_root) / env
     info = json.loads((src / "behaviour.json").read_text())
-    env_id = info["env_id"]
-    _, act_space = env_spaces(env_id)
-    expert = MLPPolicy.load(src / "expert.npz")
     n = reference_episodes
-    lo = float(np.mean(evaluate_policy(env_id, RandomPolicy(act_space), n, seed=0)))
-    hi = float(np.mean(evaluate_policy(env_id, expert, n, seed=1)))
+    lo, hi = reference_returns(info["env_id"], MLPPolicy.load(src / "expert.npz"), n)
     snapshots = list_snapshots(src)
     medium = select_medium(snapshots, expert_return=hi, random_return=lo)
     (dest / SNAPSHOTS).mkdir(parents=True, exist_ok=True)
@@ -164,6 +157,20 @@ def publish(
     with atomic_path(dest / "references.json") as tmp:
         tmp.write_text(json.dumps(refs, indent=2))
     return refs
+
+
+def reference_returns(
+    env_id: str, expert: Any, episodes: int, *, seed: int = 0
+) -> tuple[float, float]:
+    """Mean returns of the uniform random policy and of ``expert`` (deterministic) over
+    ``episodes`` episodes: the 0 and 100 of normalized scores."""
+    from hybridrl.data.collect import evaluate_policy
+    from hybridrl.policies import RandomPolicy
+
+    _, act_space = env_spaces(env_id)
+    lo = evaluate_policy(env_id, RandomPolicy(act_space), episodes, seed=seed)
+    hi = evaluate_policy(env_id, expert, episodes, seed=seed + 1)
+    return float(np.mean(lo)), float(np.mean(hi))
 
 
 def list_snapshots(out_dir: str | Path) -> list[Snapshot]:

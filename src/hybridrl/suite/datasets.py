@@ -23,14 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from hybridrl.data.collect import NoiseConfig, collect, evaluate_policy
+from hybridrl.data.collect import NoiseConfig, collect
 from hybridrl.data.dataset import Dataset, concatenate_datasets
 from hybridrl.data.io import atomic_path
 from hybridrl.envs.make import env_spaces
 from hybridrl.policies import MLPPolicy, RandomPolicy
-from hybridrl.suite.behaviour import list_snapshots, select_medium
+from hybridrl.suite.behaviour import list_snapshots, reference_returns, select_medium
 from hybridrl.types import HybridRLError
 
 SUITE_ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5"}
@@ -92,11 +90,8 @@ def references(env: str, root: Path = POLICY_ROOT, *, seed: int = 0) -> tuple[fl
         data = json.loads(path.read_text())
         return float(data["random"]), float(data["expert"])
     env_id = SUITE_ENVS.get(env, env)
-    _, act_space = env_spaces(env_id)
     expert = _policy(root / env / "expert.npz")
-    rand = evaluate_policy(env_id, RandomPolicy(act_space), REFERENCE_EPISODES, seed=seed)
-    best = evaluate_policy(env_id, expert, REFERENCE_EPISODES, seed=seed + 1)
-    lo, hi = float(np.mean(rand)), float(np.mean(best))
+    lo, hi = reference_returns(env_id, expert, REFERENCE_EPISODES, seed=seed)
     refs = {
         "random": lo,
         "expert": hi,
@@ -121,10 +116,7 @@ def build_maze(
     from hybridrl.envs.maze import MazeWaypointController
 
     controller = MazeWaypointController(entry.kind)
-    _, act_space = env_spaces(entry.env_id)
-    n = reference_episodes
-    lo = float(np.mean(evaluate_policy(entry.env_id, RandomPolicy(act_space), n, seed=seed)))
-    hi = float(np.mean(evaluate_policy(entry.env_id, controller, n, seed=seed + 1)))
+    lo, hi = reference_returns(entry.env_id, controller, reference_episodes, seed=seed)
     return collect(
         entry.env_id,
         controller,

@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from hybridrl.data.replay import ReplayBuffer, replay_add, replay_init, replay_sample
 from hybridrl.data.transitions import Transitions
-from hybridrl.envs.make import make_unit_action_env
+from hybridrl.envs.make import make_unit_action_env, make_vector_env
+from hybridrl.evaluation.rollout import evaluate_vector, jitted_act
 from hybridrl.training.updates import batch_size_per_update
 
 
@@ -46,21 +47,19 @@ def evaluate(
 
     ``obs_stats = (mean, std)`` standardizes observations as the agent saw them in training.
     """
-    env = make_unit_action_env(env_id)
-    act = _jitted_act(agent)
-    returns = []
-    key = jax.random.PRNGKey(0)  # unused by deterministic acting
-    for episode in range(num_episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        total, done = 0.0, False
-        while not done:
-            x = obs if obs_stats is None else (obs - obs_stats[0]) / obs_stats[1]
-            action = np.asarray(act(state, x[None].astype(np.float32), key, True)[0])
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    env.close()
+
+    def normalize(obs: np.ndarray) -> np.ndarray:
+        x = np.asarray(obs, np.float32)
+        return x if obs_stats is None else ((x - obs_stats[0]) / obs_stats[1]).astype(np.float32)
+
+    envs = make_vector_env(env_id, 1)  # one env, episodes in turn: batch-1 acting
+    try:
+        returns = [
+            float(evaluate_vector(agent, state, envs, seed=seed + i, normalize=normalize)[0])
+            for i in range(num_episodes)
+        ]
+    finally:
+        envs.close()
     return np.asarray(returns)
 
 
@@ -81,10 +80,6 @@ def _store_and_update(
 
 
 _store = jax.jit(replay_add)
-
-
-def _jitted_act(agent: ModuleType) -> Any:
-    return jax.jit(agent.act, static_argnames=("deterministic",))
 
 
 def train_online(
@@ -121,7 +116,7 @@ def train_online(
         timeouts=np.zeros(1, np.float32),
     )
     buffer = replay_init(example, min(buffer_capacity, total_steps))
-    act = _jitted_act(agent)
+    act = jitted_act(agent)
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
     result = OnlineResult(state=state, buffer=buffer)

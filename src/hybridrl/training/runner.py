@@ -47,6 +47,7 @@ from hybridrl.data.replay import ReplayBuffer, from_dataset, replay_add, replay_
 from hybridrl.data.samplers import sample_mixed
 from hybridrl.data.transitions import Transitions, calql_mc_returns
 from hybridrl.envs.make import env_spaces, make_vector_env
+from hybridrl.evaluation.rollout import evaluate_vector, jitted_act
 from hybridrl.recipes import Recipe
 from hybridrl.training.checkpoint import load_checkpoint, save_checkpoint
 from hybridrl.training.metrics_log import RunLogger, check_optional_loggers
@@ -147,11 +148,6 @@ class RunResult:
 
 
 # ------------------------------------------------------------------------- jitted pieces
-@cache
-def _act_fn(agent: ModuleType) -> Any:
-    return jax.jit(agent.act, static_argnames=("deterministic",))
-
-
 @cache
 def _q_probe_fn(agent: ModuleType) -> Any:
     def q_probe(state: Any, obs: jax.Array) -> jax.Array:
@@ -669,7 +665,7 @@ class Runner:
                 actions = np.asarray(jax.random.uniform(k_act, (n, self.act_dim), minval=-1.0))
             else:
                 deterministic = isinstance(phase, Warmup) and phase.policy.endswith("deterministic")
-                actions = np.asarray(_act_fn(agent)(learner.state, x, k_act, deterministic))
+                actions = np.asarray(jitted_act(agent)(learner.state, x, k_act, deterministic))
             next_obs, rewards, terminated, truncated, info = envs.step(actions)
             final_obs = np.array(next_obs, copy=True)
             if "_final_obs" in info:
@@ -932,34 +928,6 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
             out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
         return out
     return [] if a == b else [prefix.rstrip(".") or "(root)"]
-
-
-def evaluate_vector(
-    agent: ModuleType,
-    state: Any,
-    envs: gym.vector.VectorEnv,
-    *,
-    seed: int,
-    normalize: Any = None,
-) -> np.ndarray:
-    """One episode per sub-env of ``envs`` with the deterministic policy; undiscounted returns.
-
-    Sub-env i starts from ``reset(seed=seed + i)``; finished envs keep stepping (autoreset)
-    but their rewards no longer count.
-    """
-    n = envs.num_envs
-    obs, _ = envs.reset(seed=[seed + i for i in range(n)])  # type: ignore[arg-type]
-    act = _act_fn(agent)
-    key = jax.random.PRNGKey(0)  # unused by deterministic acting
-    returns = np.zeros(n)
-    running = np.ones(n, bool)
-    while running.any():
-        x = normalize(obs) if normalize else np.asarray(obs, np.float32)
-        actions = np.asarray(act(state, x, key, True))
-        obs, rewards, terminated, truncated, _ = envs.step(actions)
-        returns += np.where(running, rewards, 0.0)
-        running &= ~(np.asarray(terminated) | np.asarray(truncated))
-    return returns
 
 
 def run(
