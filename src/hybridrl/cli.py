@@ -377,6 +377,9 @@ def datasets_train_behaviour(
     steps: Annotated[int, typer.Option(help="Online SAC env steps.")] = 1_000_000,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     eval_interval: Annotated[int, typer.Option(help="Env steps between snapshots.")] = 10_000,
+    num_envs: Annotated[
+        int, typer.Option(help="Env copies stepped at once (one update per env step).")
+    ] = 1,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted training.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -393,6 +396,7 @@ def datasets_train_behaviour(
         steps=steps,
         seed=seed,
         eval_interval=eval_interval,
+        num_envs=num_envs,
         resume=resume,
         progress=progress,
     )
@@ -409,8 +413,11 @@ def datasets_publish(
         None
     ),
     episodes: Annotated[int, typer.Option(help="Episodes for the reference returns.")] = 100,
+    expert: Annotated[
+        str, typer.Option(help="Expert snapshot: 'latest' (as D4RL) or 'best' (highest return).")
+    ] = "latest",
 ) -> None:
-    """Finalize a training (expert = its latest snapshot) and copy what the suite needs into
+    """Finalize a training (expert = its latest or best snapshot) and copy what the suite needs into
     the policy root: expert, snapshots up to medium, behaviour.json, references.json."""
     from hybridrl.suite.behaviour import finalize_behaviour, publish
     from hybridrl.suite.datasets import POLICY_ROOT, SUITE_ENVS
@@ -419,7 +426,7 @@ def datasets_publish(
         raise HybridRLError(f"unknown suite env '{env}'; available: {', '.join(SUITE_ENVS)}")
     run_json = src / "run" / "run.json"
     planned = json.loads(run_json.read_text())["phases"][-1]["end_step"] if run_json.exists() else 0
-    finalize_behaviour(src, SUITE_ENVS[env], steps=planned)
+    finalize_behaviour(src, SUITE_ENVS[env], steps=planned, expert=expert)
     refs = publish(src, env, dest or POLICY_ROOT, reference_episodes=episodes)
     typer.echo(json.dumps(refs, indent=2))
 

@@ -260,6 +260,7 @@ _ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "gelu": lambda x: 0.5 * x * (1.0 + np.tanh(0.7978845608 * (x + 0.044715 * x**3))),
 }
 
+
 def _maze_controller(maze: str) -> Callable[[], Policy]:
     def make() -> Policy:
         from hybridrl.envs.maze import MazeWaypointController

@@ -128,3 +128,29 @@ def test_publish_keeps_the_expert_and_the_snapshots_up_to_medium(tmp_path):
     assert kept == [f"step_{s:08d}.npz" for s in (100, 200, 300) if s <= medium]
     assert (dest / "expert.npz").exists()
     assert json.loads((dest / "references.json").read_text())["episodes"] == 2
+
+
+def test_finalize_takes_the_latest_or_the_best_snapshot_as_expert(tmp_path):
+    import json
+
+    from hybridrl.policies import MLPPolicy
+    from hybridrl.suite.behaviour import finalize_behaviour
+
+    d = _fake_policy_dir(tmp_path) / "pendulum"
+    # A training that ended in a collapse: the last snapshot is worse than the one before.
+    last = MLPPolicy.load(d / "snapshots" / "step_00000300.npz")
+    last.info["return_mean"] = 5.0
+    last.save(d / "snapshots" / "step_00000300.npz")
+    best = MLPPolicy.load(d / "snapshots" / "step_00000200.npz")
+
+    finalize_behaviour(d, "Pendulum-v1", steps=300, expert="best")
+    chosen = MLPPolicy.load(d / "expert.npz")
+    assert chosen.info["env_step"] == 200
+    np.testing.assert_array_equal(chosen.kernels[0], best.kernels[0])
+    info = json.loads((d / "behaviour.json").read_text())
+    assert info["expert"] == {"choice": "best", "file": "step_00000200.npz"}
+
+    finalize_behaviour(d, "Pendulum-v1", steps=300)
+    assert MLPPolicy.load(d / "expert.npz").info["env_step"] == 300
+    with pytest.raises(HybridRLError, match="unknown expert choice 'median'"):
+        finalize_behaviour(d, "Pendulum-v1", steps=300, expert="median")

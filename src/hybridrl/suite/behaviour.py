@@ -50,11 +50,16 @@ def train_behaviour(
     eval_interval: int = 10_000,
     eval_episodes: int = 10,
     random_steps: int = 5000,
+    num_envs: int = 1,
     resume: bool = False,
     progress: bool = True,
 ) -> list[Snapshot]:
     """Train SAC online on ``env_id`` for ``steps`` env steps, exporting a policy snapshot at
-    every evaluation; writes ``expert.npz`` (the final policy) and ``behaviour.json``."""
+    every evaluation; writes ``expert.npz`` (the final policy) and ``behaviour.json``.
+
+    ``num_envs`` > 1 steps that many env copies at once and runs as many updates per vector
+    step (still one update per env step), which amortizes acting and dispatch: on a CPU the
+    per-step Python and dispatch cost is close to the update's own."""
     out = Path(out_dir)
     _, act_space = env_spaces(env_id)
     recipe = get_recipe("sac").with_budget(online_steps=steps)
@@ -85,22 +90,38 @@ def train_behaviour(
         eval_interval=eval_interval,
         eval_episodes=eval_episodes,
         checkpoint_interval=eval_interval,
+        num_envs=num_envs,
     )
     return finalize_behaviour(out, env_id, steps=steps, seed=seed, random_steps=random_steps)
 
 
+EXPERT_CHOICES = ("latest", "best")
+
+
 def finalize_behaviour(
-    out_dir: str | Path, env_id: str, *, steps: int, seed: int = 0, random_steps: int = 5000
+    out_dir: str | Path,
+    env_id: str,
+    *,
+    steps: int,
+    seed: int = 0,
+    random_steps: int = 5000,
+    expert: str = "latest",
 ) -> list[Snapshot]:
-    """``expert.npz`` = the latest snapshot, and ``behaviour.json`` (the command, each
-    snapshot's return). `train_behaviour` calls it at the end; call it yourself to stop a
-    training early and keep what it reached (``steps`` then records the planned budget)."""
+    """``expert.npz`` and ``behaviour.json`` (the command, each snapshot's return).
+
+    ``expert="latest"`` takes the final snapshot, as D4RL took the final SAC policy;
+    ``"best"`` takes the snapshot with the highest evaluation return, for a training that ended
+    in one of SAC's transient collapses. `train_behaviour` calls this at the end; call it
+    yourself to stop a training early and keep what it reached (``steps`` then records the
+    planned budget)."""
+    if expert not in EXPERT_CHOICES:
+        raise HybridRLError(f"unknown expert choice '{expert}'; use one of {EXPERT_CHOICES}")
     out = Path(out_dir)
     snapshots = list_snapshots(out)
     if not snapshots:
         raise HybridRLError(f"no policy snapshots under {out / SNAPSHOTS}")
-    final = MLPPolicy.load(snapshots[-1].path)
-    final.save(out / "expert.npz")
+    chosen = snapshots[-1] if expert == "latest" else max(snapshots, key=lambda s: s.return_mean)
+    MLPPolicy.load(chosen.path).save(out / "expert.npz")
     run_json = out / "run" / "run.json"
     recipe = (
         json.loads(run_json.read_text())["fingerprint"]["recipe"] if run_json.exists() else None
@@ -114,6 +135,7 @@ def finalize_behaviour(
                     "trained_steps": snapshots[-1].env_step,
                     "seed": seed,
                     "random_steps": random_steps,
+                    "expert": {"choice": expert, "file": chosen.path.name},
                     "recipe": recipe,  # as run (config: overrides of sac.Config defaults)
                     "command": " ".join(shlex.quote(a) for a in sys.argv),
                     "snapshots": [
