@@ -468,11 +468,17 @@ def datasets_build(
     import time
 
     from hybridrl.data import save_dataset
-    from hybridrl.suite.datasets import build, parse_name
+    from hybridrl.data.dataset import Dataset
+    from hybridrl.data.minari_io import load_minari, minari_store_path
+    from hybridrl.suite.datasets import SuiteEntry, build, parse_name
+
+    def in_store(part: SuiteEntry) -> Dataset | None:
+        present = (minari_store_path() / part.minari_id).exists()
+        return load_minari(part.minari_id) if present else None
 
     entry = parse_name(name)
     start = time.perf_counter()
-    ds = build(entry, steps=steps, seed=seed, progress=progress)
+    ds = build(entry, steps=steps, seed=seed, progress=progress, built=in_store)
     save_dataset(ds, f"minari:{entry.minari_id}", overwrite=overwrite)
     s = ds.summary()
     typer.echo(

@@ -104,6 +104,43 @@ def test_suite_builds_every_kind_deterministically(tmp_path, monkeypatch):
         "expert": 200,
         "medium-expert": 400,
     }
+    # medium-expert is the medium and expert datasets themselves (as D4RL), and reuses built ones
+    parts = {
+        k: suite.build(suite.parse_name(f"pendulum-{k}"), steps=200, root=root, progress=False)
+        for k in ("medium", "expert")
+    }
+    me = suite.build(
+        suite.parse_name("pendulum-medium-expert"), steps=200, root=root, progress=False
+    )
+    for field in ("observations", "actions", "rewards"):
+        np.testing.assert_array_equal(
+            getattr(me.transitions, field),
+            np.concatenate([getattr(parts[k].transitions, field) for k in parts]),
+        )
+    asked = []
+
+    def built(part):
+        asked.append(part.kind)
+        return parts[part.kind]
+
+    reused = suite.build(
+        suite.parse_name("pendulum-medium-expert"),
+        steps=200,
+        root=root,
+        progress=False,
+        built=built,
+    )
+    assert asked == ["medium", "expert"] and reused.content_hash() == me.content_hash()
+    # a stored dataset of another size or seed is rebuilt, not reused
+    asked.clear()
+    other = suite.build(
+        suite.parse_name("pendulum-medium-expert"),
+        steps=100,
+        root=root,
+        progress=False,
+        built=built,
+    )
+    assert len(other) == 200
     with pytest.raises(HybridRLError, match="unknown suite dataset 'pendulum-good-v0'"):
         suite.parse_name("pendulum-good-v0")
     (root / "pendulum" / "expert.npz").unlink()

@@ -19,6 +19,7 @@ seed and written to the local Minari store as ``hybridrl/<env>/<kind>-v0``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,10 +139,13 @@ def build(
     root: Path = POLICY_ROOT,
     env_id: str | None = None,
     progress: bool = True,
+    built: Callable[[SuiteEntry], Dataset | None] | None = None,
 ) -> Dataset:
     """Roll out the entry's behaviour policy; returns the dataset (not saved). ``steps``
     defaults to 1M (MuJoCo) or D4RL's maze2d sizes; medium-replay's size is set by the
-    training (the env steps until the medium snapshot) and ignores it."""
+    training (the env steps until the medium snapshot) and ignores it. ``built(entry)`` may
+    return an already built dataset (e.g. from the Minari store), which medium-expert reuses
+    when its seed and size match."""
     steps = steps or entry.default_steps
     env_id = env_id or entry.env_id
     if entry.env == "pointmaze":
@@ -167,18 +171,17 @@ def build(
     if entry.kind == "medium":
         return collect(env_id, _policy(medium.path), num_steps=steps, name=entry.name, **common)
     if entry.kind == "medium-expert":
-        # the two halves get different seeds: other start states and noise
-        parts = [
-            build(
-                SuiteEntry(entry.env, k),
-                steps=steps,
-                seed=seed + i,
-                root=root,
-                env_id=env_id,
-                progress=progress,
-            )
-            for i, k in enumerate(("medium", "expert"))
-        ]
+        # As D4RL: the medium and the expert datasets (same seed, same size) concatenated;
+        # ``built`` supplies ones already in the store so that they are not rolled out again.
+        parts = []
+        for kind in ("medium", "expert"):
+            part = SuiteEntry(entry.env, kind)
+            ready = built(part) if built is not None else None
+            if ready is None or not _same_build(ready, steps=steps, seed=seed):
+                ready = build(
+                    part, steps=steps, seed=seed, root=root, env_id=env_id, progress=progress
+                )
+            parts.append(ready)
         return concatenate_datasets(parts, name=entry.name)
     # medium-replay: what the replay buffer held when training reached the medium snapshot at
     # env step s_m. The interval [s_k, s_k+1) is rolled out with snapshot k (the policy that
@@ -207,6 +210,11 @@ def build(
             )
         )
     return concatenate_datasets(parts, name=entry.name)
+
+
+def _same_build(ds: Dataset, *, steps: int, seed: int) -> bool:
+    p = ds.metadata.provenance
+    return p.get("seed") == seed and p.get("num_steps") == steps and len(ds) == steps
 
 
 def _policy(path: Path) -> MLPPolicy:
