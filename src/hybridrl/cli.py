@@ -362,6 +362,8 @@ def report(
 
     result = write_report(run_dirs, out)
     typer.echo(result["table"])
+    typer.echo("\nfinal score per task: mean ± std over seeds (runs)")
+    typer.echo(result["per_task"])
     for f in result["files"]:
         typer.echo(f"wrote {f}")
 

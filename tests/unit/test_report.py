@@ -12,6 +12,7 @@ from hybridrl.evaluation.report import (
     format_table,
     load_run,
     load_runs,
+    per_task_table,
     plot_curves,
     summarize,
     write_report,
@@ -178,6 +179,8 @@ def test_write_report_files_and_table(report):
     assert [r["recipe"] for r in rows] == ["calql", "wsrl"]
     assert rows[1]["final_score"]["ci"] == [80.0, 80.0]
     assert rows == result["rows"]
+    assert "| hopper | 20.0 ± 8.2 (3) | 80.0 ± 0.0 (3) |" in md
+    assert result["per_task"].splitlines()[0].split() == ["task", "calql", "wsrl"]
 
 
 def test_format_table_none_cells_and_bad_format():
@@ -309,3 +312,20 @@ def test_mean_curve_interpolates_onto_the_common_range():
     np.testing.assert_allclose(half, 1.96 * np.abs([5.0 - 10, 0, 15.0 - 10, 20.0 - 10]) / 2)
     _, _, half1 = _mean_curve([a])
     assert not half1.any()  # one seed: no band
+
+
+def test_per_task_table_hand_values(sweep):
+    runs = load_runs([sweep])
+    md = per_task_table(runs).splitlines()
+    assert md[0] == "| task | calql | wsrl |" and md[1] == "|---|---|---|"
+    # calql hopper 10, 20, 30: mean 20, std sqrt(200/3) = 8.16; walker 40, 50, 90: 60, 21.6
+    assert md[2] == "| hopper | 20.0 ± 8.2 (3) | 80.0 ± 0.0 (3) |"
+    assert md[3] == "| walker | 60.0 ± 21.6 (3) | 80.0 ± 0.0 (3) |"
+    only_wsrl = [r for r in runs if r.name == "wsrl" or r.task == "walker"]
+    text = per_task_table(only_wsrl, fmt="text").splitlines()
+    assert text[1].split() == ["hopper", "-", "80.0", "±", "0.0", "(3)"]
+    assert (
+        per_task_table(runs, "dip").splitlines()[2] == "| hopper | 0.0 ± 0.0 (3) | 20.0 ± 0.0 (3) |"
+    )
+    with pytest.raises(ValueError, match="fmt must be"):
+        per_task_table(runs, fmt="html")

@@ -355,6 +355,38 @@ def format_table(rows: Sequence[Mapping[str, Any]], fmt: str = "text") -> str:
 
 
 # ------------------------------------------------------------------------------- plots
+def per_task_table(
+    runs: Sequence[RunRecord], metric: str = "final_score", fmt: str = "markdown"
+) -> str:
+    """Tasks as rows, recipes as columns, each cell ``mean ± std (n)`` of ``metric`` over the
+    seeds of that task (std with ddof=0, as offline-RL papers tabulate per dataset); ``-``
+    where a recipe has no run of the task. ``fmt``: ``"markdown"`` or ``"text"``."""
+    if fmt not in ("text", "markdown"):
+        raise ValueError(f"fmt must be 'text' or 'markdown'; got {fmt!r}")
+    values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in runs:
+        v = r.summary.get(metric)
+        if v is not None:
+            values[(r.task, r.name)].append(float(v))
+    recipes = sorted({r.name for r in runs})
+    tasks = sorted({r.task for r in runs})
+
+    def cell(task: str, recipe: str) -> str:
+        v = values.get((task, recipe))
+        if not v:
+            return "-"
+        return f"{np.mean(v):.1f} ± {np.std(v):.1f} ({len(v)})"
+
+    table = [["task", *recipes], *[[t, *(cell(t, n) for n in recipes)] for t in tasks]]
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(row) + " |" for row in table]
+        lines.insert(1, "|" + "---|" * len(table[0]))
+        return "\n".join(lines)
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    rows = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in table)
+    return "\n".join(r.rstrip() for r in rows)
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -513,7 +545,8 @@ def write_report(
     """Load runs, aggregate, and write ``report.md``, ``curves.png``, ``summary.png`` and
     ``summary.json`` (the `summarize` rows) into ``out_dir``, each atomically.
 
-    Returns ``{"table": text table, "files": [written paths], "rows": rows}``.
+    Returns ``{"table": text table, "per_task": text table of final scores per task,
+    "files": [written paths], "rows": rows}``.
     """
     out = Path(out_dir)
     runs = load_runs(paths)
@@ -527,7 +560,8 @@ def write_report(
     files.append(out / "summary.json")
     _atomic_text(out / "report.md", _markdown(runs, rows, reps))
     files.append(out / "report.md")
-    return {"table": table, "files": [str(f) for f in files], "rows": rows}
+    per_task = per_task_table(runs, "final_score", fmt="text")
+    return {"table": table, "per_task": per_task, "files": [str(f) for f in files], "rows": rows}
 
 
 def _markdown(runs: Sequence[RunRecord], rows: Sequence[Mapping[str, Any]], reps: int) -> str:
@@ -543,6 +577,12 @@ def _markdown(runs: Sequence[RunRecord], rows: Sequence[Mapping[str, Any]], reps
         "after = final score, regret = mean(1 - score/100) over online episodes.",
         "",
         format_table(rows, "markdown"),
+        "",
+        "## Final score per task",
+        "",
+        "Mean ± standard deviation over seeds (number of runs).",
+        "",
+        per_task_table(runs, "final_score"),
         "",
         "![evaluation curves](curves.png)",
         "",
