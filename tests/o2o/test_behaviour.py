@@ -109,9 +109,12 @@ def test_suite_builds_every_kind_deterministically(tmp_path, monkeypatch):
         k: suite.build(suite.parse_name(f"pendulum-{k}"), steps=200, root=root, progress=False)
         for k in ("medium", "expert")
     }
-    me = suite.build(
-        suite.parse_name("pendulum-medium-expert"), steps=200, root=root, progress=False
-    )
+
+    def medium_expert(steps, built=None):
+        name = suite.parse_name("pendulum-medium-expert")
+        return suite.build(name, steps=steps, root=root, progress=False, built=built)
+
+    me = medium_expert(200)
     for field in ("observations", "actions", "rewards"):
         np.testing.assert_array_equal(
             getattr(me.transitions, field),
@@ -123,24 +126,10 @@ def test_suite_builds_every_kind_deterministically(tmp_path, monkeypatch):
         asked.append(part.kind)
         return parts[part.kind]
 
-    reused = suite.build(
-        suite.parse_name("pendulum-medium-expert"),
-        steps=200,
-        root=root,
-        progress=False,
-        built=built,
-    )
-    assert asked == ["medium", "expert"] and reused.content_hash() == me.content_hash()
-    # a stored dataset of another size or seed is rebuilt, not reused
-    asked.clear()
-    other = suite.build(
-        suite.parse_name("pendulum-medium-expert"),
-        steps=100,
-        root=root,
-        progress=False,
-        built=built,
-    )
-    assert len(other) == 200
+    assert medium_expert(200, built).content_hash() == me.content_hash()
+    assert asked == ["medium", "expert"]
+    # stored datasets of another size (or seed) are rebuilt, not reused
+    assert len(medium_expert(100, built)) == 200
     with pytest.raises(HybridRLError, match="unknown suite dataset 'pendulum-good-v0'"):
         suite.parse_name("pendulum-good-v0")
     (root / "pendulum" / "expert.npz").unlink()
