@@ -49,9 +49,10 @@ def dataset():
     )
 
 
-def main(run_dir: str | Path, resume: bool = False) -> RunResult:
+def main(run_dir: str | Path, resume: bool = False, online_steps: int | None = None) -> RunResult:
+    recipe = RECIPE if online_steps is None else RECIPE.with_budget(online_steps=online_steps)
     return run(
-        RECIPE,
+        recipe,
         "Pendulum-v1",
         dataset=dataset(),
         run_dir=run_dir,

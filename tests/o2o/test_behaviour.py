@@ -169,7 +169,7 @@ def test_finalize_takes_the_latest_or_the_best_snapshot_as_expert(tmp_path):
     last.save(d / "snapshots" / "step_00000300.npz")
     best = MLPPolicy.load(d / "snapshots" / "step_00000200.npz")
 
-    finalize_behaviour(d, "Pendulum-v1", steps=300, expert="best")
+    finalize_behaviour(d, "Pendulum-v1", steps=300, expert="best", command="train it")
     chosen = MLPPolicy.load(d / "expert.npz")
     assert chosen.info["env_step"] == 200
     np.testing.assert_array_equal(chosen.kernels[0], best.kernels[0])
@@ -178,5 +178,7 @@ def test_finalize_takes_the_latest_or_the_best_snapshot_as_expert(tmp_path):
 
     finalize_behaviour(d, "Pendulum-v1", steps=300)
     assert MLPPolicy.load(d / "expert.npz").info["env_step"] == 300
+    # finalizing again (as publish does) keeps the training's command line
+    assert json.loads((d / "behaviour.json").read_text())["command"] == "train it"
     with pytest.raises(HybridRLError, match="unknown expert choice 'median'"):
         finalize_behaviour(d, "Pendulum-v1", steps=300, expert="median")

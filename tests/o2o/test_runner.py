@@ -193,6 +193,29 @@ def test_bad_input_fails_before_any_work(pendulum_small, tmp_path):
         )
 
 
+def test_resume_with_a_larger_last_phase_continues_a_finished_run(tmp_path):
+    # 500 online steps end at env step 600, an evaluation and checkpoint boundary; continued
+    # to 800 the run matches one planned for 800 from the start, record for record.
+    reference = resume_job.main(tmp_path / "reference")
+    short = resume_job.main(tmp_path / "extended", online_steps=500)
+    assert short.summary["total_env_steps"] == 600
+    extended = resume_job.main(tmp_path / "extended", resume=True)
+
+    def strip(records):
+        return [{k: v for k, v in r.items() if k != "time_s"} for r in records]
+
+    assert strip(extended.records) == strip(reference.records)
+    for a, b in zip(
+        jax.tree_util.tree_leaves(extended.state),
+        jax.tree_util.tree_leaves(reference.state),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # shrinking is not an extension
+    with pytest.raises(HybridRLError, match="only the last phase's budget may grow"):
+        resume_job.main(tmp_path / "extended", resume=True, online_steps=700)
+
+
 def test_resume_refuses_another_configuration(pendulum_small, tmp_path):
     recipe = (
         get_recipe("iql_finetune")

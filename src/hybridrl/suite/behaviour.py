@@ -92,7 +92,10 @@ def train_behaviour(
         checkpoint_interval=eval_interval,
         num_envs=num_envs,
     )
-    return finalize_behaviour(out, env_id, steps=steps, seed=seed, random_steps=random_steps)
+    command = " ".join(shlex.quote(a) for a in sys.argv)
+    return finalize_behaviour(
+        out, env_id, steps=steps, seed=seed, random_steps=random_steps, command=command
+    )
 
 
 EXPERT_CHOICES = ("latest", "best")
@@ -106,12 +109,14 @@ def finalize_behaviour(
     seed: int = 0,
     random_steps: int = 5000,
     expert: str = "latest",
+    command: str | None = None,
 ) -> list[Snapshot]:
     """``expert.npz`` and ``behaviour.json`` (the command, each snapshot's return).
 
     ``expert="latest"`` takes the final snapshot, as D4RL took the final SAC policy;
     ``"best"`` takes the snapshot with the highest evaluation return, for a training that ended
-    in one of SAC's transient collapses. `train_behaviour` calls this at the end; call it
+    in one of SAC's transient collapses. ``command`` is the training's command line (kept from
+    an earlier ``behaviour.json`` when None). `train_behaviour` calls this at the end; call it
     yourself to stop a training early and keep what it reached (``steps`` then records the
     planned budget)."""
     if expert not in EXPERT_CHOICES:
@@ -123,6 +128,9 @@ def finalize_behaviour(
     chosen = snapshots[-1] if expert == "latest" else max(snapshots, key=lambda s: s.return_mean)
     MLPPolicy.load(chosen.path).save(out / "expert.npz")
     run_json = out / "run" / "run.json"
+    info_file = out / "behaviour.json"
+    earlier = json.loads(info_file.read_text()) if info_file.exists() else {}
+    this_command = " ".join(shlex.quote(a) for a in sys.argv)
     recipe = (
         json.loads(run_json.read_text())["fingerprint"]["recipe"] if run_json.exists() else None
     )
@@ -137,7 +145,8 @@ def finalize_behaviour(
                     "random_steps": random_steps,
                     "expert": {"choice": expert, "file": chosen.path.name},
                     "recipe": recipe,  # as run (config: overrides of sac.Config defaults)
-                    "command": " ".join(shlex.quote(a) for a in sys.argv),
+                    "command": command or earlier.get("command"),
+                    "finalized_by": this_command,
                     "snapshots": [
                         {"file": s.path.name, "env_step": s.env_step, "return": s.return_mean}
                         for s in snapshots

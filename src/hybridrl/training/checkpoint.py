@@ -88,3 +88,15 @@ def load_checkpoint(template: T, path: str | os.PathLike[str]) -> tuple[T, dict[
         raise HybridRLError(f"checkpoint {p} is unreadable (truncated?): {exc}") from exc
     _check_shapes(template, restored, p)
     return restored, meta
+
+
+def stored_shape(path: str | os.PathLike[str], *keys: str) -> tuple[int, ...]:
+    """The shape of one array in a `save_checkpoint` file, found by its state-dict keys."""
+    p = Path(path)
+    try:
+        node: Any = serialization.msgpack_restore(p.read_bytes())["tree"]
+        for k in keys:
+            node = node[k]
+    except Exception as exc:  # missing key, truncated file
+        raise HybridRLError(f"checkpoint {p} has no array {'/'.join(keys)}: {exc}") from exc
+    return tuple(np.shape(node))

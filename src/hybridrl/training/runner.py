@@ -49,7 +49,7 @@ from hybridrl.data.transitions import Transitions, calql_mc_returns
 from hybridrl.envs.make import env_spaces, make_vector_env
 from hybridrl.evaluation.rollout import evaluate_vector, jitted_act
 from hybridrl.recipes import Recipe
-from hybridrl.training.checkpoint import load_checkpoint, save_checkpoint
+from hybridrl.training.checkpoint import load_checkpoint, save_checkpoint, stored_shape
 from hybridrl.training.metrics_log import RunLogger, check_optional_loggers
 from hybridrl.training.offline import unit_actions
 from hybridrl.training.phases import Learner, Offline, Online, Phase, Warmup
@@ -451,10 +451,11 @@ class Runner:
     def run(self, *, resume: bool = False) -> RunResult:
         run_json = self.run_dir / "run.json"
         ckpt = self.run_dir / CHECKPOINT
+        extended_from: int | None = None
         if resume:
             if not run_json.exists():
                 raise HybridRLError(f"--resume: no run to resume in {self.run_dir}")
-            self._check_fingerprint(run_json)
+            extended_from = self._check_fingerprint(run_json)
             # Killed before its first checkpoint: nothing to restore, start over.
             resume = ckpt.exists()
         elif run_json.exists():
@@ -473,7 +474,14 @@ class Runner:
         # run probes Q on the same states as the uninterrupted one.
         self.probe = self._probe_observations(learner)
         if resume:
-            learner, key, counters, records = self._restore(learner, ckpt)
+            learner, key, counters, records = self._restore(
+                learner, ckpt, extended=extended_from is not None
+            )
+            last = len(self.recipe.phases) - 1
+            if extended_from is not None and counters.phase_index > last:
+                # A finished run given a larger last-phase budget: reopen that phase.
+                counters.phase_index, counters.phase_started = last, True
+                counters.phase_progress, counters.update_credit = extended_from, 0.0
         logger = RunLogger(
             self.run_dir,
             records,
@@ -514,21 +522,29 @@ class Runner:
             tmp.write_text(json.dumps(summary, indent=2))
         return RunResult(learner, summary, self.run_dir, self.obs_stats, logger.records)
 
-    def _check_fingerprint(self, run_json: Path) -> None:
+    def _check_fingerprint(self, run_json: Path) -> int | None:
+        """Refuse a resume under another configuration, except a larger budget of the last
+        phase (continuing a training, as SB3's ``reset_num_timesteps=False``); returns the old
+        budget in that case, else None."""
         try:
             old = json.loads(run_json.read_text())["fingerprint"]
         except (OSError, ValueError, KeyError) as exc:
             raise HybridRLError(f"--resume: cannot read {run_json}: {exc}") from exc
         new = json.loads(json.dumps(self.fingerprint()))
+        extended_from = _last_phase_extension(old, new)
+        if extended_from is not None:
+            return extended_from
         if old != new:
             diffs = _diff_keys(old, new)
             raise HybridRLError(
                 f"--resume: the checkpoint in {self.run_dir} was written for another "
-                f"configuration (differs in: {', '.join(diffs[:8])})"
+                f"configuration (differs in: {', '.join(diffs[:8])}); only the last phase's "
+                "budget may grow"
             )
+        return None
 
     def _restore(
-        self, learner: Learner, ckpt: Path
+        self, learner: Learner, ckpt: Path, *, extended: bool = False
     ) -> tuple[Learner, jax.Array, _Counters, list[dict[str, Any]]]:
         # Read the counters first, replay the hooks up to the checkpoint's phase (they decide
         # the state's static structure), then read the arrays into that structure.
@@ -540,9 +556,25 @@ class Runner:
         if meta["offline_dropped"]:
             learner = dataclasses.replace(learner, offline=None)
         learner = dataclasses.replace(learner, agent_name=meta["agent_name"])
-        template = {"state": learner.state, "online": learner.online, "key": jax.random.PRNGKey(0)}
+        online = learner.online
+        stored_rows = None
+        if extended and online is not None:
+            # A longer budget sizes a larger online buffer; the stored one never wrapped (its
+            # capacity covered every env step), so its rows go first and the rest stay free.
+            stored_rows = stored_shape(ckpt, "online", "data", "rewards")[0]
+            if stored_rows < online.capacity:
+                small = jax.tree_util.tree_map(lambda x: x[:stored_rows], online.data)
+                online = dataclasses.replace(online, data=small)
+        template = {"state": learner.state, "online": online, "key": jax.random.PRNGKey(0)}
         tree, _ = load_checkpoint(template, ckpt)
-        learner = dataclasses.replace(learner, state=tree["state"], online=tree["online"])
+        restored = tree["online"]
+        full = learner.online
+        if full is not None and restored is not None and restored.capacity < full.capacity:
+            data = jax.tree_util.tree_map(
+                lambda big, rows: big.at[: rows.shape[0]].set(rows), full.data, restored.data
+            )
+            restored = dataclasses.replace(restored, data=data, insert_index=restored.size)
+        learner = dataclasses.replace(learner, state=tree["state"], online=restored)
         return learner, tree["key"], counters, list(meta["records"])
 
     def _checkpoint(
@@ -919,6 +951,22 @@ def _read_meta(path: Path) -> dict[str, Any]:
         return dict(json.loads(serialization.msgpack_restore(path.read_bytes())["meta"]))
     except Exception as exc:
         raise HybridRLError(f"checkpoint {path} is unreadable (truncated?): {exc}") from exc
+
+
+def _last_phase_extension(old: dict[str, Any], new: dict[str, Any]) -> int | None:
+    """The old budget when ``new`` differs from ``old`` only by a larger budget (``steps`` or
+    ``updates``) of the last phase; None otherwise."""
+    try:
+        old_last, new_last = old["recipe"]["phases"][-1], new["recipe"]["phases"][-1]
+    except (KeyError, IndexError, TypeError):
+        return None
+    field = "updates" if "updates" in old_last else "steps"
+    before, after = old_last.get(field), new_last.get(field)
+    if not isinstance(before, int) or not isinstance(after, int) or after <= before:
+        return None
+    patched = json.loads(json.dumps(old))
+    patched["recipe"]["phases"][-1][field] = after
+    return before if patched == new else None
 
 
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
