@@ -416,7 +416,7 @@ def datasets_publish(
     ),
     episodes: Annotated[int, typer.Option(help="Episodes for the reference returns.")] = 100,
     expert: Annotated[
-        str, typer.Option(help="Expert snapshot: 'latest' (as D4RL) or 'best' (highest return).")
+        str, typer.Option(help="Expert snapshot: latest (as D4RL), best, or best-stochastic.")
     ] = "latest",
 ) -> None:
     """Finalize a training (expert = its latest or best snapshot) and copy what the suite needs into

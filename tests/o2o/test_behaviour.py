@@ -182,3 +182,23 @@ def test_finalize_takes_the_latest_or_the_best_snapshot_as_expert(tmp_path):
     assert json.loads((d / "behaviour.json").read_text())["command"] == "train it"
     with pytest.raises(HybridRLError, match="unknown expert choice 'median'"):
         finalize_behaviour(d, "Pendulum-v1", steps=300, expert="median")
+
+
+def test_best_stochastic_expert_is_the_best_sampled_candidate(tmp_path):
+    import json
+
+    from hybridrl.policies import MLPPolicy
+    from hybridrl.suite.behaviour import finalize_behaviour
+
+    d = _fake_policy_dir(tmp_path) / "pendulum"
+    # returns 10, 38, 40: the snapshots at 200 and 300 are within 80% of the best
+    snap = MLPPolicy.load(d / "snapshots" / "step_00000200.npz")
+    snap.info["return_mean"] = 38.0
+    snap.save(d / "snapshots" / "step_00000200.npz")
+    finalize_behaviour(d, "Pendulum-v1", steps=300, expert="best-stochastic")
+    expert = json.loads((d / "behaviour.json").read_text())["expert"]
+    sampled = expert["sampled_returns"]
+    assert sorted(sampled) == ["step_00000200.npz", "step_00000300.npz"]
+    assert expert["file"] == max(sampled, key=sampled.get)
+    chosen = MLPPolicy.load(d / "expert.npz")
+    assert f"step_{chosen.info['env_step']:08d}.npz" == expert["file"]
