@@ -10,7 +10,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -434,14 +434,22 @@ def datasets_publish(
 
 
 @datasets_app.command("list")
-def datasets_list() -> None:
+def datasets_list(
+    details: Annotated[
+        bool,
+        typer.Option(help="Also load each built dataset: transitions, episodes, mean score."),
+    ] = False,
+) -> None:
     """The suite's datasets: whether their behaviour policies are present (buildable) and
     whether they are built (in the local Minari store)."""
-    from hybridrl.data.minari_io import minari_store_path
+    from hybridrl.data.minari_io import load_minari, minari_store_path
     from hybridrl.suite.datasets import POLICY_ROOT, suite_entries
 
     store = minari_store_path()
-    typer.echo(f"{'dataset':28s} {'buildable':9s} {'built':5s} minari id")
+    header = f"{'dataset':28s} {'buildable':9s} {'built':5s} "
+    if details:
+        header += f"{'transitions':>11s} {'episodes':>8s} {'return':>9s} {'normalized':>10s} "
+    typer.echo(header + "minari id")
     for e in suite_entries():
         policies = POLICY_ROOT / e.env
         buildable = e.env == "pointmaze" or (
@@ -449,10 +457,19 @@ def datasets_list() -> None:
             and (policies / "references.json").exists()
         )
         built = (store / e.minari_id).exists()
-        typer.echo(
-            f"{e.name:28s} {'yes' if buildable else 'no':9s} {'yes' if built else 'no':5s} "
-            f"{e.minari_id}"
-        )
+        line = f"{e.name:28s} {'yes' if buildable else 'no':9s} {'yes' if built else 'no':5s} "
+        if details:
+            line += _dataset_details(load_minari(e.minari_id)) if built else " " * 42
+        typer.echo(line + e.minari_id)
+
+
+def _dataset_details(ds: Any) -> str:
+    s = ds.summary()
+    lo, hi = ds.metadata.ref_min_score, ds.metadata.ref_max_score
+    mean = s["return_mean"]
+    norm = "-" if None in (lo, hi, mean) else f"{100 * (mean - lo) / (hi - lo):.1f}"
+    ret = "-" if mean is None else f"{mean:.1f}"
+    return f"{s['transitions']:>11d} {s['episodes']:>8d} {ret:>9s} {norm:>10s} "
 
 
 @datasets_app.command("build")

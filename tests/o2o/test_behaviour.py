@@ -154,6 +154,10 @@ def test_publish_keeps_the_expert_and_the_snapshots_up_to_medium(tmp_path):
     assert kept == [f"step_{s:08d}.npz" for s in (100, 200, 300) if s <= medium]
     assert (dest / "expert.npz").exists()
     assert json.loads((dest / "references.json").read_text())["episodes"] == 2
+    # publishing again after the medium moved earlier leaves no stale snapshot behind
+    (dest / "snapshots" / "step_00000900.npz").write_bytes(b"stale")
+    publish(src / "pendulum", "pendulum", tmp_path / "root", reference_episodes=2)
+    assert sorted(p.name for p in (dest / "snapshots").iterdir()) == kept
 
 
 def test_finalize_takes_the_latest_or_the_best_snapshot_as_expert(tmp_path):

@@ -218,7 +218,9 @@ def publish(
     lo, hi = reference_returns(info["env_id"], MLPPolicy.load(src / "expert.npz"), n)
     snapshots = list_snapshots(src)
     medium = select_medium(snapshots, expert_return=hi, random_return=lo)
-    (dest / SNAPSHOTS).mkdir(parents=True, exist_ok=True)
+    if (dest / SNAPSHOTS).exists():  # a re-publish may keep fewer snapshots than before
+        shutil.rmtree(dest / SNAPSHOTS)
+    (dest / SNAPSHOTS).mkdir(parents=True)
     for snap in snapshots:
         if snap.env_step <= medium.env_step:
             shutil.copy2(snap.path, dest / SNAPSHOTS / snap.path.name)
