@@ -129,6 +129,13 @@ def test_sweep_folder_expands_to_all_runs(sweep):
     assert len(r.evals) == 5 and len(r.episodes) == 1  # train records dropped
 
 
+def test_sweep_three_levels_deep_is_found_and_four_is_not(tmp_path):
+    write_run(tmp_path / "offline" / "hopper-medium" / "iql" / "seed_0", "iql", "hopper", 0)
+    assert [r.name for r in load_runs([tmp_path / "offline"])] == ["iql"]
+    with pytest.raises(HybridRLError, match="no run directory"):
+        load_runs([tmp_path])
+
+
 def test_summary_rows_hand_values(sweep):
     rows = {r["recipe"]: r for r in summarize(load_runs([sweep]), reps=500)}
     assert list(rows) == ["calql", "wsrl"]

@@ -241,15 +241,16 @@ def _find_run_dirs(root: Path, depth: int) -> list[Path]:
 
 
 def load_runs(paths: Sequence[str | os.PathLike[str]]) -> list[RunRecord]:
-    """Load run directories. A path without ``run.json`` (a sweep folder) is searched two
-    levels down for directories that have one; a ``run.json`` file stands for its folder."""
+    """Load run directories. A path without ``run.json`` (a sweep folder) is searched three
+    levels down (e.g. ``sweep/<dataset>/<recipe>/seed_K``, as `benchmarks/suite_validation.py`
+    writes) for directories that have one; a ``run.json`` file stands for its folder."""
     dirs: list[Path] = []
     for p in map(Path, paths):
         if p.name == "run.json" and p.is_file():
             p = p.parent
         if not p.exists():
             raise HybridRLError(f"{p}: no such run directory")
-        found = _find_run_dirs(p, depth=2)
+        found = _find_run_dirs(p, depth=3)
         if not found:
             raise HybridRLError(f"{p}: no run directory (a folder with run.json) found")
         dirs.extend(found)
