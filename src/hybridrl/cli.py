@@ -419,7 +419,7 @@ def datasets_publish(
         str, typer.Option(help="Expert snapshot: latest (as D4RL), best, or best-stochastic.")
     ] = "latest",
 ) -> None:
-    """Finalize a training (expert = its latest or best snapshot) and copy what the suite needs into
+    """Finalize a training (the expert chosen by --expert) and copy what the suite needs into
     the policy root: expert, snapshots up to medium, behaviour.json, references.json."""
     from hybridrl.suite.behaviour import finalize_behaviour, publish
     from hybridrl.suite.datasets import POLICY_ROOT, SUITE_ENVS
@@ -465,9 +465,9 @@ def datasets_list(
 
 def _dataset_details(ds: Any) -> str:
     s = ds.summary()
-    lo, hi = ds.metadata.ref_min_score, ds.metadata.ref_max_score
     mean = s["return_mean"]
-    norm = "-" if None in (lo, hi, mean) else f"{100 * (mean - lo) / (hi - lo):.1f}"
+    refs = (ds.metadata.ref_min_score, ds.metadata.ref_max_score)
+    norm = "-" if mean is None or None in refs else f"{float(ds.normalized_score(mean)):.1f}"
     ret = "-" if mean is None else f"{mean:.1f}"
     return f"{s['transitions']:>11d} {s['episodes']:>8d} {ret:>9s} {norm:>10s} "
 
