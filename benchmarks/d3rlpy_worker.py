@@ -32,7 +32,11 @@ def _algo(name: str, hidden: list[int], batch_size: int, normalize: bool) -> Any
     if name == "iql":
         return d3rlpy.algos.IQLConfig(value_encoder_factory=enc, **common).create(device="cpu")
     if name == "cql":
-        return d3rlpy.algos.CQLConfig(**common).create(device="cpu")
+        # d3rlpy's default tunes α with a Lagrange multiplier (threshold 10); hybridrl's CQL, as
+        # the official MuJoCo setting (Kumar et al., 2020), keeps α = 5 fixed. alpha lr 0 with
+        # initial α 1 leaves d3rlpy's penalty at conservative_weight 5 × (gap − threshold),
+        # whose constant shift has no gradient: the same objective.
+        return d3rlpy.algos.CQLConfig(alpha_learning_rate=0.0, **common).create(device="cpu")
     if name == "bc":
         return d3rlpy.algos.BCConfig(
             batch_size=batch_size,

@@ -52,8 +52,23 @@ def main() -> None:
     p.add_argument("--offline-updates", type=int, default=50_000, help="o2o group")
     p.add_argument("--warmup-steps", type=int, default=5000, help="o2o group")
     p.add_argument("--online-steps", type=int, default=50_000, help="o2o group")
+    p.add_argument(
+        "--random-steps",
+        type=int,
+        default=None,
+        help="o2o group: replace the random-action / no-update prefix of online phases that "
+        "have one (RLPD's 5000) by this many steps, for budgets too short to hold it",
+    )
     p.add_argument("--eval-interval", type=int, default=10_000)
     p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument(
+        "--checkpoint-interval",
+        type=int,
+        default=50_000,
+        help="env steps / updates between checkpoints; the runner resets the envs at each "
+        "one (exact resume), so keep it above the episode length or no online episode ends "
+        "uncut and regret is undefined",
+    )
     p.add_argument("--out", default="runs/validation")
     a = p.parse_args()
 
@@ -81,6 +96,7 @@ def main() -> None:
                     offline_updates=a.offline_updates,
                     warmup_steps=a.warmup_steps,
                     online_steps=a.online_steps,
+                    random_steps=a.random_steps,
                 )
             for seed in seeds:
                 run_dir = out / name / recipe.name / f"seed_{seed}"
@@ -97,7 +113,7 @@ def main() -> None:
                     seed=seed,
                     eval_interval=a.eval_interval,
                     offline_eval_interval=a.eval_interval,
-                    checkpoint_interval=a.eval_interval,
+                    checkpoint_interval=a.checkpoint_interval,
                     eval_episodes=a.eval_episodes,
                 )
     report = write_report(run_dirs, out / "report")

@@ -218,8 +218,13 @@ def run_recipe(
     recipe: Annotated[
         str, typer.Argument(help="A recipe name (see `hybridrl recipes`) or a .toml/.json file.")
     ],
-    env: Annotated[str, typer.Option(help="Gymnasium environment id, e.g. Hopper-v5.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory.")],
+    env: Annotated[
+        str | None,
+        typer.Option(
+            help="Gymnasium environment id, e.g. Hopper-v5 (default: the dataset's env id)."
+        ),
+    ] = None,
     dataset: Annotated[str | None, typer.Option(help=DATASET_HELP)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the run.")] = 0,
     seeds: Annotated[
@@ -235,6 +240,13 @@ def run_recipe(
     online_steps: Annotated[int | None, typer.Option(help="Env steps of every online phase.")] = (
         None
     ),
+    random_steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Random-action / no-update prefix of the online phases that have one "
+            "(RLPD: 5000), for short budgets."
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option(
@@ -286,7 +298,10 @@ def run_recipe(
     from hybridrl.training.runner import run
 
     spec = get_recipe(recipe).with_budget(
-        offline_updates=offline_updates, warmup_steps=warmup_steps, online_steps=online_steps
+        offline_updates=offline_updates,
+        warmup_steps=warmup_steps,
+        online_steps=online_steps,
+        random_steps=random_steps,
     )
     overrides = {}
     for item in set_ or []:
@@ -304,6 +319,14 @@ def run_recipe(
             f"--seeds expects integers separated by commas, got {seeds!r}"
         ) from None
     ds = load_dataset(dataset) if dataset else None
+    if env is None:
+        if ds is None:
+            raise HybridRLError("--env is required when no --dataset is given")
+        if not ds.metadata.env_id:
+            raise HybridRLError(
+                f"dataset {dataset}: field 'env_id' is empty in its metadata; pass --env"
+            )
+        env = ds.metadata.env_id
     for k in seed_list:
         run_dir = out / f"seed_{k}" if seeds else out
         result = run(

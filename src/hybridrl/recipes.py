@@ -134,21 +134,32 @@ class Recipe:
         offline_updates: int | None = None,
         warmup_steps: int | None = None,
         online_steps: int | None = None,
+        random_steps: int | None = None,
     ) -> Recipe:
         """The recipe with every offline/warm-up/online phase's length replaced (the random
-        and no-update prefixes of online phases are capped at the new length)."""
+        and no-update prefixes of online phases are capped at the new length).
+
+        ``random_steps`` replaces those prefixes where a phase has one (RLPD's 5,000 random
+        steps before any update): a short budget would otherwise be all prefix."""
         phases = []
         for p in self.phases:
             if isinstance(p, Offline) and offline_updates is not None:
                 p = dataclasses.replace(p, updates=offline_updates)
             elif isinstance(p, Warmup) and warmup_steps is not None:
                 p = dataclasses.replace(p, steps=warmup_steps)
-            elif isinstance(p, Online) and online_steps is not None:
+            elif isinstance(p, Online):
+                if random_steps is not None:
+                    p = dataclasses.replace(
+                        p,
+                        random_steps=random_steps if p.random_steps else 0,
+                        update_after=random_steps if p.update_after else 0,
+                    )
+                steps = p.steps if online_steps is None else online_steps
                 p = dataclasses.replace(
                     p,
-                    steps=online_steps,
-                    random_steps=min(p.random_steps, online_steps),
-                    update_after=min(p.update_after, online_steps),
+                    steps=steps,
+                    random_steps=min(p.random_steps, steps),
+                    update_after=min(p.update_after, steps),
                 )
             phases.append(p)
         return dataclasses.replace(self, phases=tuple(phases))

@@ -118,9 +118,8 @@ def test_run_report_and_recipes_end_to_end(tmp_path):
     )
     assert "wsrl" in _ok(["recipes"])
     assert json.loads(_ok(["recipes", "--show", "rlpd"]))["agent"] == "sac"
+    # no --env: the run takes the dataset's env id (Pendulum-v1, recorded by collect)
     common = [
-        "--env",
-        "Pendulum-v1",
         "--dataset",
         str(data),
         "--offline-updates",
@@ -148,7 +147,9 @@ def test_run_report_and_recipes_end_to_end(tmp_path):
     assert json.loads(second.split("\n", 1)[1])["seed"] == 1
     # resuming a finished run does no work and reproduces its summary
     seed0 = str(tmp_path / "runs/iql/seed_0")
-    again = _ok(["run", "iql_finetune", "--out", seed0, "--seed", "0", "--resume", *common])
+    # naming the same env explicitly is the same run: resume accepts it
+    resume = ["run", "iql_finetune", "--out", seed0, "--seed", "0", "--resume"]
+    again = _ok([*resume, "--env", "Pendulum-v1", *common])
     assert json.loads(again.split("run directory")[0])["final_score"] == summary["final_score"]
     table = _ok(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report")])
     assert "iql_finetune" in table
@@ -176,3 +177,8 @@ def test_run_report_and_recipes_end_to_end(tmp_path):
         check=False,
     )
     assert proc.returncode == 2 and "unknown recipe 'wsrll'" in proc.stderr
+    no_env = runner.invoke(app, ["run", "sac", "--out", str(tmp_path / "z")])
+    assert isinstance(no_env.exception, HybridRLError) and "--env is required" in str(
+        no_env.exception
+    )
+    assert not (tmp_path / "z").exists()

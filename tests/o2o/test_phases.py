@@ -177,3 +177,23 @@ def test_offline_only_recipes():
     assert not get_recipe("offline:cql").normalize_observations
     with pytest.raises(HybridRLError, match="unknown agent 'td4'"):
         get_recipe("offline:td4")
+
+
+def test_budgets_rescale_phases_and_the_random_prefix():
+    short = get_recipe("rlpd").with_budget(online_steps=3000)
+    online = short.phases[0]
+    assert isinstance(online, Online)
+    # the 5000-step prefix is capped at the phase: no update would ever run
+    assert (online.steps, online.random_steps, online.update_after) == (3000, 3000, 3000)
+    fixed = get_recipe("rlpd").with_budget(online_steps=3000, random_steps=1000).phases[0]
+    assert isinstance(fixed, Online)
+    assert (fixed.steps, fixed.random_steps, fixed.update_after) == (3000, 1000, 1000)
+    # phases without a prefix keep none; offline and warm-up lengths are replaced
+    wsrl = get_recipe("wsrl").with_budget(
+        offline_updates=20, warmup_steps=10, online_steps=30, random_steps=7
+    )
+    pretrain, warmup, finetune = wsrl.phases
+    assert isinstance(pretrain, Offline) and pretrain.updates == 20
+    assert isinstance(warmup, Warmup) and warmup.steps == 10
+    assert isinstance(finetune, Online)
+    assert (finetune.steps, finetune.random_steps, finetune.update_after) == (30, 0, 0)

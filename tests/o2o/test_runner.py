@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -336,6 +337,22 @@ def test_zero_length_env_phases_are_skipped(pendulum_small, tmp_path):
     )
     result = run(recipe, "Pendulum-v1", dataset=pendulum_small, run_dir=tmp_path, **FAST)
     assert result.summary["total_env_steps"] == 0 and result.summary["total_updates"] == 4
+
+
+def test_a_checkpoint_interval_shorter_than_an_episode_is_warned_about(pendulum_small, tmp_path):
+    offline_only = (
+        get_recipe("iql_finetune")
+        .with_budget(offline_updates=4, online_steps=0)
+        .with_config(hidden_dims=(8,))
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(offline_only, "Pendulum-v1", dataset=pendulum_small, run_dir=tmp_path / "a", **FAST)
+    assert not [w for w in caught if "cut at a checkpoint" in str(w.message)]
+    online = get_recipe("sac").with_budget(online_steps=40).with_config(hidden_dims=(8,))
+    # Pendulum's episodes last 200 steps; 2 envs need 400 env steps between checkpoints
+    with pytest.warns(UserWarning, match="cut at a checkpoint.*at least 400"):
+        run(online, "Pendulum-v1", run_dir=tmp_path / "b", **FAST)
 
 
 def test_subprocess_vector_envs_give_the_same_run(tmp_path):

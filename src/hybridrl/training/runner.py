@@ -26,6 +26,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -418,6 +419,27 @@ class Runner:
         return replay_init(example, capacity)
 
     # ------------------------------------------------------------------------- files
+    def _warn_if_checkpoints_cut_every_episode(self) -> None:
+        """Segments end at every checkpoint with an env reset (exact resume), so a checkpoint
+        interval shorter than the env's time limit cuts every online episode; regret, which
+        counts only uncut episodes, is then undefined and the agent never sees late states."""
+        s = self.settings
+        if not any(p.env_steps for p in self.recipe.phases):
+            return
+        try:
+            horizon = gym.spec(s.env_id).max_episode_steps
+        except gym.error.Error:
+            return
+        per_env = s.checkpoint_interval // s.num_envs
+        if horizon and per_env < horizon:
+            warnings.warn(
+                f"checkpoint_interval {s.checkpoint_interval} ({per_env} steps per env) is "
+                f"shorter than {s.env_id}'s episodes ({horizon} steps): every online episode "
+                "is cut at a checkpoint and regret is undefined; use a checkpoint interval of "
+                f"at least {horizon * s.num_envs}",
+                stacklevel=3,
+            )
+
     def fingerprint(self) -> dict[str, Any]:
         ds = self.dataset
         return {
@@ -495,6 +517,7 @@ class Runner:
             self.settings.env_id, self.settings.num_envs, asynchronous=self.settings.asynchronous
         )
         self.eval_envs = make_vector_env(self.settings.env_id, self.settings.eval_episodes)
+        self._warn_if_checkpoints_cut_every_episode()
         try:
             while counters.phase_index < len(self.recipe.phases):
                 phase = self.recipe.phases[counters.phase_index]
