@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hybridrl.evaluation.stats import iqm, o2o_metrics, stratified_bootstrap_ci
+from hybridrl.evaluation.stats import dip_window, iqm, o2o_metrics, stratified_bootstrap_ci
 
 # ------------------------------------------------------------------------------- iqm
 
@@ -151,6 +151,18 @@ def test_o2o_dip_window_bounds():
     assert m["dip_score"] == 20.0 and m["dip"] == 30.0
     # the whole online phase: minimum over all online evals
     assert o2o_metrics(CURVE, 1000, 5000, dip_fraction=1.0)["dip_score"] == 5.0
+
+
+def test_o2o_dip_window_reaches_past_a_warmup_into_fine_tuning():
+    # WSRL-like: switch at 1000, a warm-up that only collects until 2000, fine-tuning to 6000.
+    # The window opens at the switch and closes 25% into fine-tuning: 2000 + 0.25 * 4000.
+    curve = [(1000, 50.0), (2500, 30.0), (3000, 20.0), (3500, 5.0), (6000, 70.0)]
+    m = o2o_metrics(curve, switch_step=1000, end_step=6000, finetune_step=2000)
+    assert m["dip_score"] == 20.0 and m["dip"] == 30.0
+    # measured from the switch instead, the window (1000, 2250] would hold no evaluation
+    assert o2o_metrics(curve, switch_step=1000, end_step=6000)["dip_score"] is None
+    assert dip_window(1000, 6000, 0.25, finetune_step=2000) == (1000, 3000.0)
+    assert dip_window(1000, 5000, 0.25) == (1000, 2000.0)
 
 
 def test_o2o_negative_dip_keeps_its_sign_and_unsorted_input():

@@ -103,6 +103,19 @@ def stratified_bootstrap_ci(
     return point, float(low), float(high)
 
 
+def dip_window(
+    switch_step: int, end_step: int, dip_fraction: float, finetune_step: int | None = None
+) -> tuple[int, float]:
+    """The ``(start, end]`` env steps of the early fine-tuning window the dip is measured in.
+
+    It opens at the switch and closes ``dip_fraction`` of the way from ``finetune_step`` (where
+    updates resume; the switch itself when None) to the end: a warm-up that only collects
+    data leaves the policy as it was, so the window must reach past it into fine-tuning.
+    """
+    start = switch_step if finetune_step is None else finetune_step
+    return switch_step, start + dip_fraction * (end_step - start)
+
+
 def o2o_metrics(
     evaluations: Sequence[tuple[int, float]],
     switch_step: int | None,
@@ -110,6 +123,7 @@ def o2o_metrics(
     online_episode_scores: Sequence[float] = (),
     dip_fraction: float = 0.25,
     normalized: bool = True,
+    finetune_step: int | None = None,
 ) -> dict[str, float | None]:
     """Offline-to-online metrics of one run from its evaluation curve.
 
@@ -120,8 +134,10 @@ def o2o_metrics(
 
     * ``pretrain_score``: score of the last evaluation with ``step <= s`` (the pre-trained
       policy).
-    * ``dip_score``: ``min`` of the scores with ``s < step <= s + dip_fraction * (T - s)``,
-      the early fine-tuning window where policies often collapse (WSRL, Zhou et al. 2024).
+    * ``dip_score``: ``min`` of the scores with ``s < step <= u + dip_fraction * (T - u)``,
+      the early fine-tuning window where policies often collapse (WSRL, Zhou et al. 2024);
+      ``u = finetune_step`` is where updates resume after the switch (the end of a warm-up
+      that only collects, as in WSRL), ``u = s`` by default (see `dip_window`).
     * ``dip = pretrain_score - dip_score``: positive is a drop after the switch; negative
       means the policy improved right away (the sign is kept, not clipped).
     * ``final_score``: score of the last evaluation.
@@ -139,8 +155,8 @@ def o2o_metrics(
     if switch_step is not None:
         before = [v for s, v in evals if s <= switch_step]
         pretrain = before[-1] if before else None
-        horizon = switch_step + dip_fraction * (end_step - switch_step)
-        window = [v for s, v in evals if switch_step < s <= horizon]
+        start, horizon = dip_window(switch_step, end_step, dip_fraction, finetune_step)
+        window = [v for s, v in evals if start < s <= horizon]
         dip_score = min(window) if window else None
     regret = None
     if normalized and len(online_episode_scores) > 0:

@@ -276,6 +276,7 @@ class Runner:
         self.online_extras = self._online_extras()
         self.phase_bounds = self._phase_bounds()
         self.switch_step = self._switch_step()
+        self.finetune_step = self._finetune_step()
 
     # -------------------------------------------------------------------- set-up checks
     def _check_dataset(self, ds: Dataset) -> None:
@@ -345,6 +346,15 @@ class Runner:
             if isinstance(p, Offline) and p.updates > 0:
                 pretrained = True
             elif p.env_steps > 0 and pretrained:
+                return start
+        return None
+
+    def _finetune_step(self) -> int | None:
+        """Where updates resume after the switch: the first online phase from it on."""
+        if self.switch_step is None:
+            return None
+        for p, (start, _) in zip(self.recipe.phases, self.phase_bounds, strict=True):
+            if isinstance(p, Online) and p.env_steps > 0 and start >= self.switch_step:
                 return start
         return None
 
@@ -916,7 +926,7 @@ class Runner:
         )
 
     def _summary(self, records: list[dict[str, Any]], c: _Counters) -> dict[str, Any]:
-        from hybridrl.evaluation.stats import o2o_metrics
+        from hybridrl.evaluation.stats import dip_window, o2o_metrics
 
         evals = [r for r in records if r["kind"] == "eval"]
         episodes = [
@@ -932,12 +942,15 @@ class Runner:
             episodes,
             dip_fraction=self.settings.dip_fraction,
             normalized=self.score_unit == "normalized",
+            finetune_step=self.finetune_step,
         )
         q_switch, q_drift = None, None
         if self.switch_step is not None:
             before = [r for r in evals if r["env_step"] <= self.switch_step]
-            window_end = self.switch_step + self.settings.dip_fraction * (end - self.switch_step)
-            after = [r for r in evals if self.switch_step < r["env_step"] <= window_end]
+            start, window_end = dip_window(
+                self.switch_step, end, self.settings.dip_fraction, self.finetune_step
+            )
+            after = [r for r in evals if start < r["env_step"] <= window_end]
             if before and before[-1]["q_probe"] is not None:
                 q_switch = before[-1]["q_probe"]
                 if after and after[-1]["q_probe"] is not None:
