@@ -153,8 +153,9 @@ def _finetune_step(run: RunRecord) -> int | None:
         return None
     for p in run.phases:
         start, end = p.get("start_step"), p.get("end_step")
-        known = p.get("kind") == "online" and start is not None and end is not None
-        if known and int(end) > int(start) >= run.switch_step:
+        if p.get("kind") != "online" or start is None or end is None:
+            continue
+        if int(end) > int(start) >= run.switch_step:
             return int(start)
     return None
 
