@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hybridrl.evaluation.stats import dip_window, iqm, o2o_metrics, stratified_bootstrap_ci
+from hybridrl.evaluation.stats import (
+    dip_window,
+    finetune_step,
+    iqm,
+    o2o_metrics,
+    stratified_bootstrap_ci,
+)
 
 # ------------------------------------------------------------------------------- iqm
 
@@ -163,6 +169,16 @@ def test_o2o_dip_window_reaches_past_a_warmup_into_fine_tuning():
     assert o2o_metrics(curve, switch_step=1000, end_step=6000)["dip_score"] is None
     assert dip_window(1000, 6000, 0.25, finetune_step=2000) == (1000, 3000.0)
     assert dip_window(1000, 5000, 0.25) == (1000, 2000.0)
+    # where fine-tuning starts, from run.json's phase records (empty phases are skipped)
+    phases = [
+        {"kind": "offline", "start_step": 1000, "end_step": 1000},
+        {"kind": "warmup", "start_step": 1000, "end_step": 2000},
+        {"kind": "online", "start_step": 2000, "end_step": 2000},
+        {"kind": "online", "start_step": 2000, "end_step": 6000},
+    ]
+    assert finetune_step(phases, switch_step=1000) == 2000
+    assert finetune_step(phases, switch_step=None) is None
+    assert finetune_step(phases[:3], switch_step=1000) is None
 
 
 def test_o2o_negative_dip_keeps_its_sign_and_unsorted_input():

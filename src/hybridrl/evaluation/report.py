@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hybridrl.evaluation.stats import iqm, o2o_metrics, stratified_bootstrap_ci
+from hybridrl.evaluation.stats import finetune_step, iqm, o2o_metrics, stratified_bootstrap_ci
 from hybridrl.types import HybridRLError
 
 __all__ = [
@@ -147,19 +147,6 @@ def _end_step(run: RunRecord) -> int:
     return max(steps, default=0)
 
 
-def _finetune_step(run: RunRecord) -> int | None:
-    """Start of the first online phase at or after the switch (updates resume there)."""
-    if run.switch_step is None:
-        return None
-    for p in run.phases:
-        start, end = p.get("start_step"), p.get("end_step")
-        if p.get("kind") != "online" or start is None or end is None:
-            continue
-        if int(end) > int(start) >= run.switch_step:
-            return int(start)
-    return None
-
-
 def recompute_summary(run: RunRecord, dip_fraction: float = 0.25) -> dict[str, Any]:
     """The summary metrics of ``run`` computed from its eval and episode records."""
     kind_of = {p.get("name"): p.get("kind") for p in run.phases}
@@ -180,7 +167,7 @@ def recompute_summary(run: RunRecord, dip_fraction: float = 0.25) -> dict[str, A
         online,
         dip_fraction=dip_fraction,
         normalized=run.score_unit == "normalized",
-        finetune_step=_finetune_step(run),
+        finetune_step=finetune_step(run.phases, run.switch_step),
     )
     # Q at the switch: the probe of the pre-trained policy's evaluation. The drift needs the
     # runner's own definition, so it only comes from summary.json.

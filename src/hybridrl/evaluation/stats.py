@@ -103,6 +103,21 @@ def stratified_bootstrap_ci(
     return point, float(low), float(high)
 
 
+def finetune_step(phases: Sequence[Mapping[str, Any]], switch_step: int | None) -> int | None:
+    """Where updates resume after the switch: the start of the first non-empty online phase
+    at or after it. ``phases`` are ``{"kind", "start_step", "end_step"}`` dicts, as the
+    runner writes them to ``run.json``."""
+    if switch_step is None:
+        return None
+    for p in phases:
+        start, end = p.get("start_step"), p.get("end_step")
+        if p.get("kind") != "online" or start is None or end is None:
+            continue
+        if int(end) > int(start) >= switch_step:
+            return int(start)
+    return None
+
+
 def dip_window(
     switch_step: int, end_step: int, dip_fraction: float, finetune_step: int | None = None
 ) -> tuple[int, float]:

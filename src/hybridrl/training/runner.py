@@ -49,6 +49,7 @@ from hybridrl.data.samplers import sample_mixed
 from hybridrl.data.transitions import Transitions, calql_mc_returns
 from hybridrl.envs.make import env_spaces, make_vector_env
 from hybridrl.evaluation.rollout import evaluate_vector, jitted_act
+from hybridrl.evaluation.stats import finetune_step
 from hybridrl.recipes import Recipe
 from hybridrl.training.checkpoint import load_checkpoint, save_checkpoint, stored_shape
 from hybridrl.training.metrics_log import RunLogger, check_optional_loggers
@@ -276,7 +277,7 @@ class Runner:
         self.online_extras = self._online_extras()
         self.phase_bounds = self._phase_bounds()
         self.switch_step = self._switch_step()
-        self.finetune_step = self._finetune_step()
+        self.finetune_step = finetune_step(self._phase_records(), self.switch_step)
 
     # -------------------------------------------------------------------- set-up checks
     def _check_dataset(self, ds: Dataset) -> None:
@@ -346,15 +347,6 @@ class Runner:
             if isinstance(p, Offline) and p.updates > 0:
                 pretrained = True
             elif p.env_steps > 0 and pretrained:
-                return start
-        return None
-
-    def _finetune_step(self) -> int | None:
-        """Where updates resume after the switch: the first online phase from it on."""
-        if self.switch_step is None:
-            return None
-        for p, (start, _) in zip(self.recipe.phases, self.phase_bounds, strict=True):
-            if isinstance(p, Online) and p.env_steps > 0 and start >= self.switch_step:
                 return start
         return None
 
@@ -460,6 +452,12 @@ class Runner:
             else {"name": ds.metadata.name, "hash": ds.content_hash()},
         }
 
+    def _phase_records(self) -> list[dict[str, Any]]:
+        return [
+            {"name": p.label, "kind": p.kind, "start_step": a, "end_step": b}
+            for p, (a, b) in zip(self.recipe.phases, self.phase_bounds, strict=True)
+        ]
+
     def run_info(self) -> dict[str, Any]:
         ds = self.dataset
         return {
@@ -471,10 +469,7 @@ class Runner:
             "score_unit": self.score_unit,
             "reference_returns": list(self.reference) if self.reference else None,
             "switch_step": self.switch_step,
-            "phases": [
-                {"name": p.label, "kind": p.kind, "start_step": a, "end_step": b}
-                for p, (a, b) in zip(self.recipe.phases, self.phase_bounds, strict=True)
-            ],
+            "phases": self._phase_records(),
             "fingerprint": self.fingerprint(),
             "jax_backend": jax.default_backend(),
         }
