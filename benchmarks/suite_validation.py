@@ -2,8 +2,10 @@
 
 Every (dataset, recipe, seed) becomes a run directory under ``--out``; finished runs (those
 with a ``summary.json``) are skipped, so the script can be stopped and started again, and a
-run killed mid-way resumes from its checkpoint. At the end ``hybridrl report`` tables are
-written per group to ``--out/report-<group>/report.md``.
+run killed mid-way resumes from its checkpoint. Each run records the machine it ran on in
+its ``hardware.json``. At the end one ``hybridrl report`` over every finished run of the
+group (this invocation's and earlier ones') is written to ``--out/<group>/report/report.md``,
+so several invocations into one ``--out`` add up rather than overwrite each other.
 
     # offline: BC, TD3+BC, IQL, CQL on the medium, medium-replay and medium-expert sets
     .venv/bin/python benchmarks/suite_validation.py offline --envs hopper,halfcheetah,walker2d \
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 from pathlib import Path
 
@@ -84,7 +87,7 @@ def main() -> None:
             "build these first: " + "; ".join(f"hybridrl datasets build {d}" for d in missing)
         )
     out = Path(a.out) / a.group
-    run_dirs = []
+    hardware = _hardware()
     for name in datasets:
         entry = parse_name(name)
         ds = load_minari(entry.minari_id)
@@ -100,10 +103,13 @@ def main() -> None:
                 )
             for seed in seeds:
                 run_dir = out / name / recipe.name / f"seed_{seed}"
-                run_dirs.append(run_dir)
                 if (run_dir / "summary.json").exists():
                     continue
                 resume = (run_dir / "run.json").exists()
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / "hardware.json").write_text(
+                    json.dumps({**hardware, "arguments": vars(a)}, indent=2)
+                )
                 run(
                     recipe,
                     entry.env_id,
@@ -116,17 +122,22 @@ def main() -> None:
                     checkpoint_interval=a.checkpoint_interval,
                     eval_episodes=a.eval_episodes,
                 )
-    report = write_report(run_dirs, out / "report")
+    # Every finished run of the group, so separate invocations share one report.
+    finished = sorted(path.parent for path in out.glob("*/*/seed_*/summary.json"))
+    report = write_report(finished, out / "report")
     print(report["table"])
+
+
+def _hardware() -> dict[str, object]:
     import jax
 
-    meta = {
-        "arguments": vars(a),
+    return {
         "machine": platform.platform(),
         "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
         "jax_devices": [str(d) for d in jax.devices()],
+        "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "XLA_FLAGS")},
     }
-    (out / "report" / "hardware.json").write_text(json.dumps(meta, indent=2))
 
 
 if __name__ == "__main__":
