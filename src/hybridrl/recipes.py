@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -88,6 +90,14 @@ class Recipe:
             )
         if not self.phases:
             raise HybridRLError(f"recipe '{self.name}' has no phases")
+        for label in ("reward_scale", "reward_bias"):
+            value = getattr(self, label)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise HybridRLError(
+                    f"recipe '{self.name}': {label} must be a number, got {value!r}"
+                )
+            if not math.isfinite(value):
+                raise HybridRLError(f"recipe '{self.name}': {label} must be finite, got {value}")
         dropped = False
         for phase in self.phases:
             phase.validate()
@@ -173,8 +183,9 @@ class Recipe:
             "agent": self.agent,
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in self.config.items()},
             "normalize_observations": self.normalize_observations,
-            "reward_scale": self.reward_scale,
-            "reward_bias": self.reward_bias,
+            # float(): a NumPy scalar (a scale computed from data) is not JSON.
+            "reward_scale": float(self.reward_scale),
+            "reward_bias": float(self.reward_bias),
             "description": self.description,
             "phases": [p.to_dict() for p in self.phases],
         }

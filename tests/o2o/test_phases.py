@@ -132,6 +132,13 @@ def test_recipe_validation_and_lookup(tmp_path):
     for late in (Offline(updates=2), Online(steps=2, hooks=(SeedBuffer(),))):
         with pytest.raises(HybridRLError, match="after drop_offline_data"):
             Recipe("bad", "sac", (Warmup(steps=2, hooks=(DropOfflineData(),)), late)).validate()
+    for bad_scale in (float("nan"), "2", True):
+        with pytest.raises(HybridRLError, match="reward_scale must be"):
+            dataclasses.replace(get_recipe("offline:iql"), reward_scale=bad_scale).validate()
+    # A scale computed from data is a NumPy scalar; the recipe still serialises to JSON.
+    from_data = dataclasses.replace(get_recipe("offline:iql"), reward_scale=np.float32(1.5))
+    from_data.validate()
+    assert json.loads(json.dumps(from_data.to_dict()))["reward_scale"] == 1.5
     scaled = get_recipe("wsrl").with_budget(offline_updates=7, warmup_steps=3, online_steps=5)
     assert [p.env_steps for p in scaled.phases] == [0, 3, 5]
     assert isinstance(scaled.phases[0], Offline) and scaled.phases[0].updates == 7
