@@ -72,6 +72,13 @@ def main() -> None:
         "one (exact resume), so keep it above the episode length or no online episode ends "
         "uncut and regret is undefined",
     )
+    p.add_argument(
+        "--reward-normalization",
+        default="none",
+        choices=("none", "return_range"),
+        help="offline group: 'return_range' is IQL's MuJoCo reward scaling, "
+        "r * 1000 / (max - min episode return); runs are named AGENT_offline_rn",
+    )
     p.add_argument("--out", default="runs/validation")
     a = p.parse_args()
 
@@ -93,7 +100,9 @@ def main() -> None:
         ds = load_minari(entry.minari_id)
         for recipe_name in names:
             if offline:
-                recipe = offline_recipe(recipe_name, updates=a.updates)
+                recipe = offline_recipe(
+                    recipe_name, updates=a.updates, reward_normalization=a.reward_normalization
+                )
             else:
                 recipe = get_recipe(recipe_name).with_budget(
                     offline_updates=a.offline_updates,

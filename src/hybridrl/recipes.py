@@ -53,6 +53,8 @@ from hybridrl.training.phases import (
 )
 from hybridrl.types import HybridRLError
 
+REWARD_NORMALIZATIONS = ("none", "return_range")
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -67,6 +69,11 @@ class Recipe:
             at the start; online observations use the same statistics).
         reward_scale, reward_bias: ``r' = scale * r + bias`` for every transition the agent
             learns from (offline and online); scores are always reported on the env's reward.
+        reward_normalization: a data-dependent factor applied before ``reward_scale``:
+            "none", or "return_range", ``r * 1000 / (max_i R_i - min_i R_i)`` over the
+            dataset's episode returns ``R_i``: IQL's MuJoCo setting (Kostrikov et al., 2022,
+            appendix B; the official ``train_offline.py``), which keeps the advantages in
+            ``exp(beta * A)`` on one scale across tasks.
         description: one line for ``hybridrl recipes``.
     """
 
@@ -77,6 +84,7 @@ class Recipe:
     normalize_observations: bool = False
     reward_scale: float = 1.0
     reward_bias: float = 0.0
+    reward_normalization: str = "none"
     description: str = ""
 
     def validate(self) -> None:
@@ -98,6 +106,16 @@ class Recipe:
                 )
             if not math.isfinite(value):
                 raise HybridRLError(f"recipe '{self.name}': {label} must be finite, got {value}")
+        if self.reward_normalization not in REWARD_NORMALIZATIONS:
+            raise HybridRLError(
+                f"recipe '{self.name}': unknown reward_normalization "
+                f"{self.reward_normalization!r}; one of {', '.join(REWARD_NORMALIZATIONS)}"
+            )
+        if self.reward_normalization != "none" and not self.needs_dataset:
+            raise HybridRLError(
+                f"recipe '{self.name}': reward_normalization={self.reward_normalization!r} "
+                "is computed from a dataset, and the recipe uses none"
+            )
         dropped = False
         for phase in self.phases:
             phase.validate()
@@ -186,6 +204,7 @@ class Recipe:
             # float(): a NumPy scalar (a scale computed from data) is not JSON.
             "reward_scale": float(self.reward_scale),
             "reward_bias": float(self.reward_bias),
+            "reward_normalization": self.reward_normalization,
             "description": self.description,
             "phases": [p.to_dict() for p in self.phases],
         }
@@ -307,15 +326,21 @@ RECIPES: dict[str, Callable[[], Recipe]] = {
 }
 
 
-def offline_recipe(agent: str, updates: int = 1_000_000) -> Recipe:
+def offline_recipe(
+    agent: str, updates: int = 1_000_000, reward_normalization: str = "none"
+) -> Recipe:
     """Offline training only (``offline:AGENT`` on the command line): the validation runs of
     offline RL. TD3+BC, IQL and AWAC standardise observations, as their papers do (IQL and
-    AWAC for stability on Pendulum-like tasks)."""
+    AWAC for stability on Pendulum-like tasks). ``reward_normalization="return_range"`` is
+    IQL's MuJoCo reward scaling (see `Recipe`); it adds ``_rn`` to the name so that reports
+    keep the two apart."""
+    suffix = "" if reward_normalization == "none" else "_rn"
     recipe = Recipe(
-        name=f"{agent}_offline",
+        name=f"{agent}_offline{suffix}",
         agent=agent,
         phases=(Offline(name="offline", updates=updates),),
         normalize_observations=agent in ("td3_bc", "iql", "awac"),
+        reward_normalization=reward_normalization,
         description=f"{agent} offline only",
     )
     recipe.validate()

@@ -361,3 +361,30 @@ def test_subprocess_vector_envs_give_the_same_run(tmp_path):
     sync = run(recipe, "Pendulum-v1", run_dir=tmp_path / "sync", **settings)
     spawned = run(recipe, "Pendulum-v1", run_dir=tmp_path / "async", asynchronous=True, **settings)
     assert spawned.evaluations() == sync.evaluations()
+
+
+def test_return_range_reward_normalization(pendulum_small, positive_rewards):
+    """IQL's MuJoCo rewards: r * 1000 / (max - min episode return), then scale and bias."""
+    from hybridrl.training.runner import Runner, RunSettings
+
+    recipe = dataclasses.replace(
+        get_recipe("offline:iql"),
+        reward_normalization="return_range",
+        reward_scale=2.0,
+        reward_bias=0.5,
+    )
+    runner = Runner(recipe, RunSettings("Pendulum-v1"), pendulum_small, "unused")
+    returns = pendulum_small.episode_returns()
+    factor = 1000.0 / (returns.max() - returns.min())
+    raw = np.asarray(pendulum_small.transitions.rewards)
+    learned = np.asarray(runner._offline_transitions().rewards)
+    np.testing.assert_allclose(learned, raw * 2.0 * factor + 0.5, rtol=1e-5)
+    assert runner.run_info()["reward_transform"]["scale"] == pytest.approx(2.0 * factor)
+    assert get_recipe("offline:iql").to_dict()["reward_normalization"] == "none"
+    # Every episode the same return: no spread to divide by.
+    with pytest.raises(HybridRLError, match=r"pendulum-small.*different returns"):
+        Runner(recipe, RunSettings("Pendulum-v1"), positive_rewards, "unused")
+    with pytest.raises(HybridRLError, match="computed from a dataset"):
+        Recipe("sac_rn", "sac", (Online(steps=4),), reward_normalization="return_range").validate()
+    with pytest.raises(HybridRLError, match="unknown reward_normalization 'max'"):
+        dataclasses.replace(recipe, reward_normalization="max").validate()

@@ -271,6 +271,7 @@ class Runner:
             if recipe.normalize_observations and dataset is not None
             else None
         )
+        self.reward_factor = self._reward_factor()
         self.reference = self._reference_returns()
         self.score_unit = "normalized" if self.reference else "return"
         self.agent_chain = self._agent_chain()
@@ -297,6 +298,21 @@ class Runner:
                 f"dataset {name}: action space {meta_act.describe()} does not match "
                 f"{self.settings.env_id}'s {self.act_space.describe()}"
             )
+
+    def _reward_factor(self) -> float:
+        """The data-dependent reward factor of ``recipe.reward_normalization`` (1 for none),
+        computed once from the dataset and applied to offline and online rewards alike."""
+        if self.recipe.reward_normalization == "none" or self.dataset is None:
+            return 1.0
+        returns = self.dataset.episode_returns()
+        spread = float(returns.max() - returns.min()) if len(returns) else 0.0
+        if len(returns) < 2 or not np.isfinite(spread) or spread <= 0:
+            name = self.dataset.metadata.name or "dataset"
+            raise HybridRLError(
+                f"dataset {name}: reward_normalization='return_range' needs episodes with "
+                f"different returns; found {len(returns)} episode(s), spread {spread}"
+            )
+        return 1000.0 / spread
 
     def _reference_returns(self) -> tuple[float, float] | None:
         if self.settings.reference_returns is not None:
@@ -376,9 +392,10 @@ class Runner:
 
     def _scaled(self, t: Transitions) -> Transitions:
         r = self.recipe
-        if r.reward_scale == 1.0 and r.reward_bias == 0.0:
+        scale = r.reward_scale * self.reward_factor
+        if scale == 1.0 and r.reward_bias == 0.0:
             return t
-        rewards = np.asarray(t.rewards) * r.reward_scale + r.reward_bias
+        rewards = np.asarray(t.rewards) * scale + r.reward_bias
         return t.replace(rewards=rewards.astype(np.float32))
 
     def _initial_learner(self, structure_only: bool = False) -> Learner:
@@ -468,6 +485,11 @@ class Runner:
             "seed": self.settings.seed,
             "score_unit": self.score_unit,
             "reference_returns": list(self.reference) if self.reference else None,
+            # What the agent learns from: r' = scale * r + bias (scores use the env's r).
+            "reward_transform": {
+                "scale": self.recipe.reward_scale * self.reward_factor,
+                "bias": self.recipe.reward_bias,
+            },
             "switch_step": self.switch_step,
             "phases": self._phase_records(),
             "fingerprint": self.fingerprint(),
@@ -559,6 +581,9 @@ class Runner:
         except (OSError, ValueError, KeyError) as exc:
             raise HybridRLError(f"--resume: cannot read {run_json}: {exc}") from exc
         new = json.loads(json.dumps(self.fingerprint()))
+        # Recipe fields added since a run was written count at their defaults.
+        if isinstance(old.get("recipe"), dict):
+            old["recipe"].setdefault("reward_normalization", "none")
         extended_from = _last_phase_extension(old, new)
         if extended_from is not None:
             return extended_from
