@@ -687,6 +687,7 @@ class Runner:
                 if c.phase_progress % s.offline_eval_interval == 0 and (
                     c.phase_progress < phase.updates
                 ):
+                    bar.set_postfix_str("evaluating")  # else the bar looks stalled
                     score = self._evaluate(phase, learner, c, logger)
                     bar.set_postfix(score=f"{score:.1f}")
                 if c.phase_progress % s.checkpoint_interval == 0:
@@ -806,6 +807,7 @@ class Runner:
             bar.update(n)
             due = c.env_step % s.eval_interval < n and c.phase_progress < phase.env_steps
             if due and c.last_eval_update != c.update:
+                bar.set_postfix_str("evaluating")
                 score = self._evaluate(phase, learner, c, logger)
                 bar.set_postfix(score=f"{score:.1f}")
         return learner, key
