@@ -496,6 +496,10 @@ class Runner:
             "jax_backend": jax.default_backend(),
         }
 
+    def _make_envs(self, num: int, *, asynchronous: bool = False) -> gym.vector.VectorEnv:
+        """The training or evaluation vector env of this run."""
+        return make_vector_env(self.settings.env_id, num, asynchronous=asynchronous)
+
     # -------------------------------------------------------------------------- main
     def run(self, *, resume: bool = False) -> RunResult:
         run_json = self.run_dir / "run.json"
@@ -540,10 +544,8 @@ class Runner:
         )
         start = time.perf_counter() - counters.elapsed_s
         self._clock = lambda: time.perf_counter() - start
-        envs = make_vector_env(
-            self.settings.env_id, self.settings.num_envs, asynchronous=self.settings.asynchronous
-        )
-        self.eval_envs = make_vector_env(self.settings.env_id, self.settings.eval_episodes)
+        envs = self._make_envs(self.settings.num_envs, asynchronous=self.settings.asynchronous)
+        self.eval_envs = self._make_envs(self.settings.eval_episodes)
         self._warn_if_checkpoints_cut_every_episode()
         try:
             while counters.phase_index < len(self.recipe.phases):
