@@ -13,15 +13,36 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from hybridrl.types import HybridRLError
 
+
+class HelpGroup(TyperGroup):
+    """A verb group whose command list shows each verb's first sentence whole (wrapped), not
+    cut off with "..." to fit one line. Pass ``cls=HelpGroup`` to every ``typer.Typer``."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+# Plain click help (rich_markup_mode=None, inherited by the sub-apps): rich's panels truncate
+# option names and wrap mid-word in an 80-column terminal.
 app = typer.Typer(
     name="hybridrl",
     help="Hybrid offline + online reinforcement learning: datasets, agents, recipes, reports.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    cls=HelpGroup,
 )
 
 DATASET_HELP = "A dataset: a .npz or .hdf5 path, or minari:ID for the local Minari store."
@@ -391,7 +412,9 @@ def report(
         typer.echo(f"wrote {f}")
 
 
-datasets_app = typer.Typer(help="D4RL-style suites rebuilt locally: behaviour policies, builds.")
+datasets_app = typer.Typer(
+    help="D4RL-style suites rebuilt locally: behaviour policies, builds.", cls=HelpGroup
+)
 app.add_typer(datasets_app, name="datasets")
 
 
@@ -529,7 +552,9 @@ def datasets_build(
     )
 
 
-bench_app = typer.Typer(help="Benchmarks (scripts, not tests): throughput beside d3rlpy.")
+bench_app = typer.Typer(
+    help="Benchmarks (scripts, not tests): throughput beside d3rlpy.", cls=HelpGroup
+)
 app.add_typer(bench_app, name="bench")
 
 
