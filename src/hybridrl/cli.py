@@ -380,14 +380,16 @@ def recipes(
         str | None, typer.Option(help="Print this recipe as JSON (a starting point to edit).")
     ] = None,
 ) -> None:
-    """List the registered offline-to-online recipes."""
+    """List the registered offline-to-online recipes, then the offline:AGENT forms."""
+    from hybridrl.agents import AGENTS
     from hybridrl.recipes import RECIPES, get_recipe
 
     if show:
         typer.echo(json.dumps(get_recipe(show).to_dict(), indent=2))
         return
-    for name in sorted(RECIPES):
-        r = RECIPES[name]()
+    names = sorted(RECIPES) + [f"offline:{agent}" for agent in sorted(AGENTS)]
+    for name in names:
+        r = get_recipe(name)
         phases = " -> ".join(p.label for p in r.phases)
         typer.echo(f"{name:14s} {r.agent:6s} {phases:32s} {r.description}")
 
