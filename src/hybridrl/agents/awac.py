@@ -39,7 +39,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 from hybridrl.agents.iql import (
@@ -49,6 +48,7 @@ from hybridrl.agents.iql import (
     weighted_regression_loss,
 )
 from hybridrl.core import losses
+from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TargetTrainState, TrainState
 from hybridrl.data.transitions import Transitions
 from hybridrl.networks import EnsembleCritic, GaussianActor
@@ -119,7 +119,7 @@ def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) 
         critic=TargetTrainState.create(
             apply_fn=critic_net.apply,
             params=critic_net.init(k_critic, obs, act)["params"],
-            tx=optax.adam(config.critic_lr),
+            tx=adam(config.critic_lr),
         ),
         config=config,
     )

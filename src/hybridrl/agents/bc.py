@@ -37,10 +37,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 from hybridrl.core import losses
+from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TrainState
 from hybridrl.data.transitions import Transitions
 from hybridrl.networks import DeterministicActor, GaussianActor, TanhGaussianActor
@@ -98,7 +98,7 @@ def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) 
             log_std_max=config.log_std_max,
         )
     params = net.init(key, jnp.zeros((1, observation_dim), jnp.float32))["params"]
-    actor = TrainState.create(apply_fn=net.apply, params=params, tx=optax.adam(config.actor_lr))
+    actor = TrainState.create(apply_fn=net.apply, params=params, tx=adam(config.actor_lr))
     return State(actor=actor, config=config)
 
 

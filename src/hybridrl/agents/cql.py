@@ -57,11 +57,11 @@ from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 from hybridrl.agents import sac
 from hybridrl.core import losses
+from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TrainState
 from hybridrl.data.transitions import Transitions
 from hybridrl.networks import Temperature
@@ -133,7 +133,7 @@ def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) 
     alpha_prime = TrainState.create(
         apply_fn=prime_net.apply,
         params=prime_net.init(k_prime)["params"],
-        tx=optax.adam(config.lagrange_lr),
+        tx=adam(config.lagrange_lr),
     )
     fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
     return State(**fields, alpha_prime=alpha_prime)

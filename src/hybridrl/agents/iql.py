@@ -50,6 +50,7 @@ import optax
 from flax import struct
 
 from hybridrl.core import losses
+from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TargetTrainState, TrainState
 from hybridrl.data.transitions import Transitions
 from hybridrl.networks import DeterministicActor, EnsembleCritic, GaussianActor, StateValue
@@ -108,11 +109,9 @@ class State:
 
 def actor_optimizer(learning_rate: float, decay_steps: int | None) -> optax.GradientTransformation:
     """Adam, with the official cosine decay of the learning rate to 0 over ``decay_steps``."""
-    if decay_steps is None:
-        return optax.adam(learning_rate)
-    if decay_steps <= 0:
+    if decay_steps is not None and decay_steps <= 0:
         raise ValueError(f"actor_lr_decay_steps must be positive, got {decay_steps}")
-    return optax.adam(optax.cosine_decay_schedule(learning_rate, decay_steps))
+    return adam(learning_rate, decay_steps)
 
 
 def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) -> State:
@@ -139,12 +138,12 @@ def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) 
         critic=TargetTrainState.create(
             apply_fn=critic_net.apply,
             params=critic_net.init(k_critic, obs, act)["params"],
-            tx=optax.adam(config.critic_lr),
+            tx=adam(config.critic_lr),
         ),
         value=TrainState.create(
             apply_fn=value_net.apply,
             params=value_net.init(k_value, obs)["params"],
-            tx=optax.adam(config.value_lr),
+            tx=adam(config.value_lr),
         ),
         config=config,
     )

@@ -30,10 +30,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 from hybridrl.core import losses
+from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TargetTrainState, TrainState
 from hybridrl.data.transitions import Transitions
 from hybridrl.networks import EnsembleCritic, TanhGaussianActor, Temperature
@@ -127,17 +127,17 @@ def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) 
         actor=TrainState.create(
             apply_fn=actor_net.apply,
             params=actor_net.init(k_actor, obs)["params"],
-            tx=optax.adam(config.actor_lr),
+            tx=adam(config.actor_lr),
         ),
         critic=TargetTrainState.create(
             apply_fn=critic_net.apply,
             params=critic_net.init(k_critic, obs, act)["params"],
-            tx=optax.adam(config.critic_lr),
+            tx=adam(config.critic_lr),
         ),
         temperature=TrainState.create(
             apply_fn=temp_net.apply,
             params=temp_net.init(k_temp)["params"],
-            tx=optax.adam(config.temperature_lr),
+            tx=adam(config.temperature_lr),
         ),
         config=config,
         target_entropy=jnp.asarray(target_entropy, jnp.float32),

@@ -44,10 +44,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 from hybridrl.core import losses
+from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TargetTrainState
 from hybridrl.data.transitions import Transitions
 from hybridrl.networks import DeterministicActor, EnsembleCritic
@@ -107,12 +107,12 @@ def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) 
         actor=TargetTrainState.create(
             apply_fn=actor_net.apply,
             params=actor_net.init(k_actor, obs)["params"],
-            tx=optax.adam(config.actor_lr),
+            tx=adam(config.actor_lr),
         ),
         critic=TargetTrainState.create(
             apply_fn=critic_net.apply,
             params=critic_net.init(k_critic, obs, act)["params"],
-            tx=optax.adam(config.critic_lr),
+            tx=adam(config.critic_lr),
         ),
         config=config,
     )

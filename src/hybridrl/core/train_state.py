@@ -15,20 +15,52 @@ Static vs traced (GUIDE rule 2): network sizes, ensemble sizes and batch sizes a
 config/state and passed as arguments (e.g. ``update_target(tau)``), never closed over as Python
 floats, so that sweeping them (or ``vmap``-ing over them) does not recompile. Learning rates
 live inside ``tx``; use ``optax.inject_hyperparams`` where a learning rate must be traced.
+
+Compiled programs are reused across states. ``apply_fn`` and ``tx`` are part of the state's
+static structure, which is part of every jit cache key: two states built from equal configs
+must carry *equal* static parts, or every new run (every seed of a sweep, every test) compiles
+its updates again. `TrainState.create` therefore interns the network module (flax modules
+compare by value; a bound method compares its module by identity), and agents build their
+optimizers with the cached constructors of `hybridrl.core.optim`.
 """
 
 from __future__ import annotations
 
+from types import MethodType
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax import struct
-from flax.training.train_state import TrainState
+from flax.training import train_state
 
 from hybridrl.core.losses import polyak_update
 
 __all__ = ["TargetTrainState", "TrainState"]
+
+_MODULES: dict[nn.Module, nn.Module] = {}
+
+
+def _interned(apply_fn: Any) -> Any:
+    """``module.apply`` of the first module equal to ``apply_fn``'s (see the module doc)."""
+    module = getattr(apply_fn, "__self__", None)
+    if not isinstance(apply_fn, MethodType) or not isinstance(module, nn.Module):
+        return apply_fn
+    try:
+        canonical = _MODULES.setdefault(module, module)
+    except TypeError:  # a module with unhashable fields: keep it (it only costs compiles)
+        return apply_fn
+    return getattr(canonical, apply_fn.__name__)
+
+
+class TrainState(train_state.TrainState):
+    """flax's `TrainState` whose ``create`` interns the network (equal static structure for
+    equal configs, so compiled updates are reused; see the module doc)."""
+
+    @classmethod
+    def create(cls, *, apply_fn: Any, params: Any, tx: Any, **kwargs: Any) -> Any:
+        return super().create(apply_fn=_interned(apply_fn), params=params, tx=tx, **kwargs)
 
 
 class TargetTrainState(TrainState):
