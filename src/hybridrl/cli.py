@@ -46,6 +46,7 @@ app = typer.Typer(
 )
 
 DATASET_HELP = "A dataset: a .npz or .hdf5 path, or minari:ID for the local Minari store."
+DOWNLOAD_HELP = "Fetch a minari:ID that is not in the local store from the Minari server."
 
 
 class CorruptionKind(StrEnum):
@@ -113,7 +114,7 @@ def collect(
         random_reference_episodes=ref_episodes,
         name=name,
     )
-    where = save_dataset(ds, out, **({"overwrite": True} if out.startswith("minari:") else {}))
+    where = save_dataset(ds, out, overwrite=overwrite)
     s = ds.summary()
     typer.echo(
         f"wrote {s['transitions']} transitions, {s['episodes']} episodes "
@@ -139,12 +140,12 @@ def inspect(
         int | None,
         typer.Option(help="Unique state-action pairs of a reference dataset (SACo's divisor)."),
     ] = None,
+    download: Annotated[bool, typer.Option(help=DOWNLOAD_HELP)] = False,
 ) -> None:
     """Size, episodes, returns, ranges and the TQ/SACo quality measures of a dataset."""
-    from hybridrl.data import load_dataset
     from hybridrl.data.inspect import format_report, inspect_dataset, plot_return_histogram
 
-    ds = load_dataset(dataset)
+    ds = _load(dataset, download)
     report = inspect_dataset(
         ds,
         random_return=random_return,
@@ -172,6 +173,7 @@ def corrupt(
     scale: Annotated[float, typer.Option(help="Corruption scale epsilon.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed choosing rows and noise.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+    download: Annotated[bool, typer.Option(help=DOWNLOAD_HELP)] = False,
 ) -> None:
     """Corrupt states, actions, rewards or dynamics (Yang et al., 2024) for robustness studies.
 
@@ -179,15 +181,15 @@ def corrupt(
     Python (`hybridrl.data.corrupt.corrupt_dataset(..., critic=...)`); adversarial rewards work
     here.
     """
-    from hybridrl.data import load_dataset, save_dataset
+    from hybridrl.data import save_dataset
     from hybridrl.data.corrupt import corrupt_dataset
 
     _refuse_overwrite(out, overwrite)
-    ds = load_dataset(dataset)
+    ds = _load(dataset, download)
     bad = corrupt_dataset(
         ds, [k.value for k in kind], mode=mode.value, rate=rate, scale=scale, seed=seed
     )
-    where = save_dataset(bad, out, **({"overwrite": True} if out.startswith("minari:") else {}))
+    where = save_dataset(bad, out, overwrite=overwrite)
     typer.echo(f"wrote corrupted dataset to {where}")
 
 
@@ -196,14 +198,14 @@ def convert(
     source: Annotated[str, typer.Argument(help=DATASET_HELP)],
     target: Annotated[str, typer.Argument(help=DATASET_HELP)],
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+    download: Annotated[bool, typer.Option(help=DOWNLOAD_HELP)] = False,
 ) -> None:
     """Convert between formats: npz, D4RL-style HDF5 and Minari."""
-    from hybridrl.data import load_dataset, save_dataset
+    from hybridrl.data import save_dataset
 
     _refuse_overwrite(target, overwrite)
-    ds = load_dataset(source)
-    kwargs = {"overwrite": overwrite} if target.startswith("minari:") else {}
-    where = save_dataset(ds, target, **kwargs)
+    ds = _load(source, download)
+    where = save_dataset(ds, target, overwrite=overwrite)
     typer.echo(f"wrote {len(ds)} transitions to {where}")
 
 
@@ -247,6 +249,7 @@ def run_recipe(
         ),
     ] = None,
     dataset: Annotated[str | None, typer.Option(help=DATASET_HELP)] = None,
+    download: Annotated[bool, typer.Option(help=DOWNLOAD_HELP)] = False,
     seed: Annotated[int, typer.Option(help="Seed of the run.")] = 0,
     seeds: Annotated[
         str | None,
@@ -314,7 +317,6 @@ def run_recipe(
     Every phase's length can be overridden; Ctrl-C or a kill loses at most one checkpoint
     interval: run the same command with --resume.
     """
-    from hybridrl.data import load_dataset
     from hybridrl.recipes import get_recipe
     from hybridrl.training.runner import run
 
@@ -339,7 +341,7 @@ def run_recipe(
         raise HybridRLError(
             f"--seeds expects integers separated by commas, got {seeds!r}"
         ) from None
-    ds = load_dataset(dataset) if dataset else None
+    ds = _load(dataset, download) if dataset else None
     if env is None:
         if ds is None:
             raise HybridRLError("--env is required when no --dataset is given")
@@ -590,8 +592,29 @@ def bench_throughput(
             tmp.write_text(json.dumps(results, indent=2))
 
 
+def _load(spec: str, download: bool) -> Any:
+    """`load_dataset`, with ``--download`` for Minari ids (and named in the error that says
+    an id is not in the local store: the library's message names ``download=True``)."""
+    from hybridrl.data import dataset_format, load_dataset
+
+    if dataset_format(spec)[0] != "minari":
+        return load_dataset(spec)
+    from hybridrl.data.minari_io import NotInLocalStoreError
+
+    try:
+        return load_dataset(spec, download=download)
+    except NotInLocalStoreError as exc:
+        raise exc.with_download_hint("pass --download") from None
+
+
 def _refuse_overwrite(target: str, overwrite: bool) -> None:
-    if not target.startswith("minari:") and Path(target).exists() and not overwrite:
+    # Checked before any work (a collection can take hours); save_dataset checks again.
+    where = Path(target)
+    if target.startswith("minari:"):
+        from hybridrl.data.minari_io import minari_store_path
+
+        where = minari_store_path() / target[len("minari:") :]
+    if where.exists() and not overwrite:
         raise HybridRLError(f"{target} exists; pass --overwrite to replace it")
 
 

@@ -67,8 +67,7 @@ def build_dataset(out_dir: Path, steps: int, seed: int, echo: Callable[[str], No
         "minari:hybridrl/pendulum-swingup-mixed-v0",
     ]
     for target in targets:
-        kwargs = {"overwrite": True} if target.startswith("minari:") else {}
-        save_dataset(ds, target, **kwargs)
+        save_dataset(ds, target, overwrite=True)  # a rerun of the demo replaces its files
         back = load_dataset(target)
         same = back.content_hash() == ds.content_hash()
         echo(f"saved and reloaded {target}: {len(back)} transitions, identical={same}")

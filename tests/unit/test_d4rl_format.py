@@ -302,7 +302,7 @@ def test_missing_and_truncated_files(tmp_path):
         load_hdf5(path)
     assert_names(err, path, None)
     path.write_bytes(b"not an hdf5 file at all")
-    with pytest.raises(DatasetError, match="not a readable HDF5"):
+    with pytest.raises(DatasetError, match="not an HDF5 file"):
         load_hdf5(path)
 
 

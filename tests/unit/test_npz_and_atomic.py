@@ -104,7 +104,7 @@ def test_save_interrupted_midway_keeps_old_file(chain_dataset, tmp_path, monkeyp
 
     monkeypatch.setattr(np, "savez_compressed", explode)
     with pytest.raises(KeyboardInterrupt):
-        save_npz(chain_dataset.transform_rewards(2.0), final)
+        save_npz(chain_dataset.transform_rewards(2.0), final, overwrite=True)
     assert final.read_bytes() == before
     assert os.listdir(tmp_path) == ["d.npz"]
 

@@ -72,17 +72,21 @@ def load_dataset(spec: str, **kwargs: Any) -> Dataset:
     return load_minari(target, **kwargs)
 
 
-def save_dataset(ds: Dataset, spec: str, **kwargs: Any) -> str:
-    """Save ``ds`` atomically; returns where it went (a path, or the Minari dataset path)."""
+def save_dataset(ds: Dataset, spec: str, *, overwrite: bool = False, **kwargs: Any) -> str:
+    """Save ``ds`` atomically; returns where it went (a path, or the Minari dataset path).
+
+    Every format refuses an existing target (`DatasetError` naming it) unless
+    ``overwrite=True``; ``kwargs`` go to the format's writer.
+    """
     fmt, target = dataset_format(spec)
     if fmt == "npz":
         from hybridrl.data.io import save_npz
 
-        return str(save_npz(ds, target, **kwargs))
+        return str(save_npz(ds, target, overwrite=overwrite, **kwargs))
     if fmt == "hdf5":
         from hybridrl.data.d4rl import save_hdf5
 
-        return str(save_hdf5(ds, target, **kwargs))
+        return str(save_hdf5(ds, target, overwrite=overwrite, **kwargs))
     from hybridrl.data.minari_io import save_minari
 
-    return str(save_minari(ds, target, **kwargs))
+    return str(save_minari(ds, target, overwrite=overwrite, **kwargs))

@@ -37,7 +37,7 @@ import numpy as np
 
 from hybridrl.data import transitions as tr
 from hybridrl.data.dataset import Dataset, DatasetMetadata, metadata_json
-from hybridrl.data.io import atomic_path
+from hybridrl.data.io import atomic_path, refuse_existing
 from hybridrl.types import DatasetError, HybridRLError, SpaceSpec
 
 #: D4RL's normalized-score references, ``(random return, expert return)`` per task family.
@@ -123,7 +123,43 @@ def load_hdf5(
     p = str(path)
     if not os.path.exists(p):
         raise DatasetError("no such file", path=p)
+    if not h5py.is_hdf5(p):
+        raise DatasetError("not an HDF5 file (no HDF5 signature; truncated or corrupt?)", path=p)
     arrays, infos, extras, file_meta, stored_json = _read_hdf5(p)
+    return from_d4rl_arrays(
+        p,
+        arrays,
+        infos,
+        extras,
+        file_meta,
+        stored_json,
+        env_id=env_id,
+        dataset_id=dataset_id,
+        observation_space=observation_space,
+        action_space=action_space,
+        max_episode_steps=max_episode_steps,
+        verify_hash=verify_hash,
+    )
+
+
+def from_d4rl_arrays(
+    p: str,
+    arrays: dict[str, np.ndarray],
+    infos: dict[str, np.ndarray],
+    extras: dict[str, np.ndarray],
+    file_meta: dict[str, Any],
+    stored_json: str | None,
+    *,
+    env_id: str | None = None,
+    dataset_id: str | None = None,
+    observation_space: SpaceSpec | gym.Space | None = None,
+    action_space: SpaceSpec | gym.Space | None = None,
+    max_episode_steps: int | None = None,
+    verify_hash: bool = True,
+    source: str = "d4rl-hdf5",
+) -> Dataset:
+    """`load_hdf5` after the file is read: D4RL-layout arrays of file ``p`` as a `Dataset`
+    (also how `hybridrl.data.io.load_npz` reads a plain npz without next observations)."""
     ignored = sorted(k for k in arrays if k not in _KNOWN)
     arrays = {k: v for k, v in arrays.items() if k in _KNOWN}
     n = _check_arrays(arrays, extras, p)
@@ -190,6 +226,9 @@ def load_hdf5(
         new_timeouts[rows],
         {k: v[rows] for k, v in per_step.items()},
     )
+    if len(t) == 0:
+        dropped = "" if has_next else " (a file without next_observations loses its last row)"
+        raise DatasetError(f"holds no transitions (an empty dataset){dropped}", path=p)
 
     stored_meta, stored_hash = _parse_stored(stored_json, p)
     obs_spec, act_spec = _spaces(observation_space, action_space, env_id, stored_meta, t, p)
@@ -222,7 +261,7 @@ def load_hdf5(
             observation_space=obs_spec,
             action_space=act_spec,
             env_id=env_id,
-            source="d4rl-hdf5",
+            source=source,
             provenance=prov,
             ref_min_score=refs[0] if refs else None,
             ref_max_score=refs[1] if refs else None,
@@ -463,15 +502,17 @@ def _as_spec(space: SpaceSpec | gym.Space | None, field: str, p: str) -> SpaceSp
 
 
 # --------------------------------------------------------------------------------- saving
-def save_hdf5(ds: Dataset, path: str | os.PathLike[str]) -> Path:
+def save_hdf5(ds: Dataset, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Write ``ds`` to ``path`` atomically in D4RL layout; returns the path.
 
     Keys: ``observations``, ``actions``, ``rewards``, ``terminals`` and ``timeouts`` (bool, as
     in D4RL), ``next_observations``, ``extras/<name>``, and a ``metadata`` group holding
     ``hybridrl_metadata`` (the metadata JSON with the content hash) plus ``ref_min_score`` /
-    ``ref_max_score`` attributes when known. `load_hdf5` restores the dataset exactly.
+    ``ref_max_score`` attributes when known. `load_hdf5` restores the dataset exactly. An
+    existing ``path`` is replaced only with ``overwrite=True``.
     """
     path = Path(path)
+    refuse_existing(path, overwrite)
     t = ds.transitions
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("observations", data=np.asarray(t.observations))

@@ -112,6 +112,16 @@ class Dataset:
             )
         return Dataset(transitions, metadata)
 
+    def __repr__(self) -> str:
+        # One line: the arrays would flood a REPL or a log (and say nothing at a glance).
+        m = self.metadata
+        env = f", env {m.env_id}" if m.env_id else ""
+        return (
+            f"Dataset({m.name or 'unnamed'!r}: {len(self)} transitions, {self.num_episodes} "
+            f"episodes, observations {m.observation_space.describe()}, actions "
+            f"{m.action_space.describe()}{env}, source {m.source})"
+        )
+
     # ---------------------------------------------------------------- basic facts
     def __len__(self) -> int:
         return len(self.transitions)
@@ -349,6 +359,39 @@ def check_against_spaces(
                 path=path,
                 field="actions",
             )
+
+
+def has_bounds(space: SpaceSpec) -> bool:
+    """False for a box unbounded everywhere: what a loader records for a file that does not
+    say its spaces (an npz without metadata, a D4RL file loaded without its env)."""
+    if space.kind != "box":
+        return True
+    return bool(np.isfinite(space.low_array).any() or np.isfinite(space.high_array).any())
+
+
+def with_env_spaces(
+    ds: Dataset, obs_space: SpaceSpec, act_space: SpaceSpec, env_id: str
+) -> Dataset:
+    """``ds`` with ``env_id``'s spaces in place of the unbounded ones its file left it.
+
+    The data is checked against the env's spaces first, so a real violation (an action outside
+    the env's bounds) is an error naming the file, the field and the first bad row. The spaces
+    go into the metadata because `hybridrl.training.offline.unit_actions` maps actions onto
+    [-1, 1] with the metadata's bounds. Spaces the metadata does state are kept: whether they
+    agree with the env is the caller's question.
+    """
+    m = ds.metadata
+    adopt_obs, adopt_act = not has_bounds(m.observation_space), not has_bounds(m.action_space)
+    if not (adopt_obs or adopt_act):
+        return ds
+    where = str(m.provenance.get("file") or m.name or "dataset")
+    obs = obs_space if adopt_obs else m.observation_space
+    act = act_space if adopt_act else m.action_space
+    check_against_spaces(ds.transitions, obs, act, path=where)
+    prov = {**m.provenance, "spaces_from_env": env_id}
+    return Dataset(
+        ds.transitions, replace(m, observation_space=obs, action_space=act, provenance=prov)
+    )
 
 
 def _with_last_flag(flags: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from hybridrl.data.dataset import Dataset, DatasetMetadata, metadata_json
 from hybridrl.data.transitions import CORE_FIELDS, make_transitions
-from hybridrl.types import DatasetError, SpaceSpec
+from hybridrl.types import DatasetError
 
 
 def _read_umask() -> int:
@@ -57,9 +57,15 @@ def atomic_path(final: str | os.PathLike[str], *, suffix: str = "") -> Iterator[
         raise
 
 
-def save_npz(ds: Dataset, path: str | os.PathLike[str], *, compress: bool = True) -> Path:
-    """Write ``ds`` to ``path`` atomically as npz; returns the path."""
+def save_npz(
+    ds: Dataset, path: str | os.PathLike[str], *, compress: bool = True, overwrite: bool = False
+) -> Path:
+    """Write ``ds`` to ``path`` atomically as npz; returns the path.
+
+    An existing ``path`` is replaced only with ``overwrite=True`` (`refuse_existing`).
+    """
     path = Path(path)
+    refuse_existing(path, overwrite)
     t = ds.transitions
     arrays = {name: np.asarray(getattr(t, name)) for name in CORE_FIELDS}
     arrays.update({f"extras/{k}": np.asarray(v) for k, v in t.extras.items()})
@@ -72,15 +78,23 @@ def save_npz(ds: Dataset, path: str | os.PathLike[str], *, compress: bool = True
 def load_npz(
     path: str | os.PathLike[str], *, verify_hash: bool = True, check_spaces: bool = True
 ) -> Dataset:
-    """Read a dataset written by `save_npz` (or any npz with the core fields).
+    """Read a dataset written by `save_npz`, or a plain npz in D4RL's layout.
 
-    An npz without ``__metadata__`` is accepted if it has the core fields; its spaces are then
-    unbounded boxes taken from the arrays and ``source`` is ``npz``. ``check_spaces=False``
-    accepts actions outside the stored bounds (e.g. a corruption study without clipping).
+    An npz without ``__metadata__`` (``np.savez(f, observations=..., actions=..., ...)``) is
+    read exactly as a D4RL HDF5 file with the same keys (`hybridrl.data.d4rl.from_d4rl_arrays`:
+    ``timeouts`` and ``next_observations`` optional, ``infos/<name>`` and ``extras/<name>``
+    keys); its spaces are then unbounded boxes shaped like the data (a run takes its env's) and
+    ``source`` is ``npz``. ``check_spaces=False`` accepts actions outside the stored bounds
+    (e.g. a corruption study without clipping).
     """
     p = str(path)
     if not os.path.exists(p):
         raise DatasetError("no such file", path=p)
+    if not zipfile.is_zipfile(p):
+        # else numpy reads it as a pickle and advises allow_pickle=True: never for a dataset
+        raise DatasetError(
+            "not an npz file (an npz is a zip archive; truncated or corrupt?)", path=p
+        )
     try:
         with np.load(p, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -88,19 +102,16 @@ def load_npz(
         raise DatasetError(
             f"not a readable npz file (truncated or corrupt?): {exc}", path=p
         ) from exc
-    for name in ("observations", "actions", "rewards", "terminals"):
+    meta_raw = arrays.pop("__metadata__", None)
+    if meta_raw is None:
+        return _plain_npz(p, arrays)
+    for name in ("observations", "actions", "rewards", "terminals", "next_observations"):
         if name not in arrays:
             raise DatasetError("is missing", path=p, field=name)
-    if "next_observations" not in arrays:
-        raise DatasetError(
-            "is missing; hybridrl npz files store next observations explicitly "
-            "(use the D4RL HDF5 loader for files that do not)",
-            path=p,
-            field="next_observations",
-        )
-    meta_raw = arrays.pop("__metadata__", None)
     extras = {k[len("extras/") :]: v for k, v in arrays.items() if k.startswith("extras/")}
     _check_lengths(arrays, extras, p)
+    if len(arrays["rewards"]) == 0:
+        raise DatasetError("holds no transitions (an empty dataset)", path=p)
     t = make_transitions(
         arrays["observations"],
         arrays["actions"],
@@ -110,21 +121,12 @@ def load_npz(
         arrays.get("timeouts"),
         extras,
     )
-    if meta_raw is None:
-        meta = DatasetMetadata(
-            observation_space=SpaceSpec.box_from_data(np.asarray(t.observations)),
-            action_space=SpaceSpec.box_from_data(np.asarray(t.actions)),
-            source="npz",
-            name=Path(p).stem,
-        )
-        stored_hash = None
-    else:
-        try:
-            meta_json = json.loads(str(meta_raw))
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"is not valid JSON: {exc}", path=p, field="__metadata__") from exc
-        meta = DatasetMetadata.from_json(meta_json, path=p)
-        stored_hash = meta_json.get("hash")
+    try:
+        meta_json = json.loads(str(meta_raw))
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"is not valid JSON: {exc}", path=p, field="__metadata__") from exc
+    meta = DatasetMetadata.from_json(meta_json, path=p)
+    stored_hash = meta_json.get("hash")
     ds = Dataset.create(t, meta, path=p, check_spaces=check_spaces)
     if verify_hash and stored_hash is not None and stored_hash != ds.content_hash():
         raise DatasetError(
@@ -133,6 +135,29 @@ def load_npz(
             field="__metadata__.hash",
         )
     return ds
+
+
+def _plain_npz(p: str, arrays: dict[str, np.ndarray]) -> Dataset:
+    """An npz hybridrl did not write: the D4RL layout, read by the D4RL reader (one set of
+    rules for foreign files, whatever their container)."""
+    from hybridrl.data.d4rl import from_d4rl_arrays  # d4rl imports this module
+
+    groups: dict[str, dict[str, np.ndarray]] = {"infos": {}, "extras": {}}
+    top = {}
+    for key, value in arrays.items():
+        group, sep, name = key.partition("/")
+        if sep and group in groups:
+            groups[group][name] = value
+        elif not sep:
+            top[key] = value
+    return from_d4rl_arrays(p, top, groups["infos"], groups["extras"], {}, None, source="npz")
+
+
+def refuse_existing(path: str | os.PathLike[str], overwrite: bool) -> None:
+    """The one overwrite rule of every writer (and the CLI's ``--overwrite``): an existing
+    dataset is replaced only when asked, never silently."""
+    if not overwrite and os.path.lexists(path):
+        raise DatasetError("already exists; pass overwrite=True to replace it", path=str(path))
 
 
 def _check_lengths(arrays: dict[str, np.ndarray], extras: dict[str, np.ndarray], p: str) -> None:

@@ -57,6 +57,24 @@ _QUIET = (
 )
 
 
+class NotInLocalStoreError(DatasetError):
+    """A Minari id that is not in the local store. The message says how to download it in
+    the caller's terms: ``download=True`` from Python, ``--download`` from the CLI
+    (`with_download_hint`)."""
+
+    def __init__(self, dataset_id: str, store: Path, local: list[str], *, hint: str) -> None:
+        self.dataset_id, self.store, self.local = dataset_id, store, local
+        super().__init__(
+            f"Minari dataset {dataset_id!r} is not in the local store {store} "
+            f"(local ids: {', '.join(local) if local else 'none'}); {hint} to fetch it from "
+            "the Minari server",
+            path=str(store / dataset_id),
+        )
+
+    def with_download_hint(self, hint: str) -> NotInLocalStoreError:
+        return NotInLocalStoreError(self.dataset_id, self.store, self.local, hint=hint)
+
+
 def minari_store_path() -> Path:
     """The local Minari store: ``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``."""
     env = os.environ.get("MINARI_DATASETS_PATH")
@@ -84,12 +102,7 @@ def load_minari(dataset_id: str, *, download: bool = False) -> Dataset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             local = sorted(minari.list_local_datasets())
-        raise DatasetError(
-            f"Minari dataset {dataset_id!r} is not in the local store {store} "
-            f"(local ids: {', '.join(local) if local else 'none'}); pass download=True to "
-            "fetch it from the Minari server",
-            path=where,
-        ) from exc
+        raise NotInLocalStoreError(dataset_id, store, local, hint="pass download=True") from exc
     except ValueError as exc:
         raise DatasetError(f"cannot open Minari dataset {dataset_id!r}: {exc}", path=where) from exc
 
@@ -126,6 +139,14 @@ def load_minari(dataset_id: str, *, download: bool = False) -> Dataset:
         )
     if facts["skipped_infos"]:
         prov["skipped_infos"] = facts["skipped_infos"]
+    if mds.env_spec is not None:
+        # The recorded time limit and constructor arguments: the runner makes its envs with
+        # them (`env_options`), so online episodes match the data's.
+        prov["env_spec"] = {
+            "id": mds.env_spec.id,
+            "max_episode_steps": mds.env_spec.max_episode_steps,
+            "kwargs": dict(mds.env_spec.kwargs or {}),
+        }
     native = DatasetMetadata(
         observation_space=obs_spec,
         action_space=act_spec,
@@ -209,7 +230,7 @@ def _read_episodes(mds: Any, where: str) -> tuple[Transitions, dict[str, Any]]:
         else:
             skipped.add(key)
     if not parts:
-        raise DatasetError("holds no steps", path=where)
+        raise DatasetError("holds no transitions (an empty dataset)", path=where)
     t = replace(tr.concatenate(parts), extras=extras_all)
     facts = {
         "unflagged": unflagged,

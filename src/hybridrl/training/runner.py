@@ -42,12 +42,12 @@ from tqdm.auto import tqdm
 
 from hybridrl.agents import get_agent
 from hybridrl.data.d4rl import d4rl_reference_scores
-from hybridrl.data.dataset import Dataset, check_against_spaces
+from hybridrl.data.dataset import Dataset, check_against_spaces, with_env_spaces
 from hybridrl.data.io import atomic_path
 from hybridrl.data.replay import ReplayBuffer, from_dataset, replay_add, replay_init, replay_sample
 from hybridrl.data.samplers import sample_mixed
 from hybridrl.data.transitions import Transitions, calql_mc_returns
-from hybridrl.envs.make import env_spaces, make_vector_env
+from hybridrl.envs.make import env_options, env_spaces, make_vector_env, recorded_env_options
 from hybridrl.evaluation.rollout import evaluate_vector, jitted_act
 from hybridrl.evaluation.stats import finetune_step
 from hybridrl.recipes import Recipe
@@ -88,6 +88,9 @@ class RunSettings:
         reference_returns: ``(random, expert)`` returns for normalized scores; default: the
             dataset's metadata, then the D4RL table for the env id; else raw returns.
         asynchronous: subprocess vector envs (worth it for slow simulators only).
+        max_episode_steps, env_kwargs: the envs' time limit and constructor arguments
+            (``gymnasium.make``'s); default: what the dataset recorded for this env id (a
+            Minari env spec), else the registered ones.
     """
 
     env_id: str
@@ -104,10 +107,14 @@ class RunSettings:
     mc_sparse_reward: bool = False
     reference_returns: tuple[float, float] | None = None
     asynchronous: bool = False
+    max_episode_steps: int | None = None
+    env_kwargs: dict[str, Any] | None = None
 
     def validate(self, recipe: Recipe) -> None:
         positive = ("num_envs", "eval_episodes", "eval_interval", "offline_eval_interval")
-        names = (*positive, "checkpoint_interval", "log_interval", "chunk_size", "buffer_capacity")
+        names = [*positive, "checkpoint_interval", "log_interval", "chunk_size", "buffer_capacity"]
+        if self.max_episode_steps is not None:
+            names.append("max_episode_steps")
         for name in names:
             if getattr(self, name) <= 0:
                 raise HybridRLError(f"{name} must be positive, got {getattr(self, name)}")
@@ -128,6 +135,9 @@ class RunSettings:
         d = dataclasses.asdict(self)
         d.pop("asynchronous")
         d["reference_returns"] = list(self.reference_returns) if self.reference_returns else None
+        for name in ("max_episode_steps", "env_kwargs"):  # absent from runs written before them
+            if d[name] is None:
+                del d[name]
         return d
 
 
@@ -257,15 +267,23 @@ class Runner:
         self.on_evaluation = on_evaluation
         check_optional_loggers(tensorboard, wandb_project)
         self.needs_env = recipe.env_steps > 0 or settings.eval_episodes > 0
+        if dataset is not None:  # the env options the data was recorded with, unless given
+            steps, kwargs = recorded_env_options(settings.env_id, dataset.metadata.provenance)
+            given = settings.max_episode_steps, settings.env_kwargs
+            settings = self.settings = dataclasses.replace(
+                settings,
+                max_episode_steps=steps if given[0] is None else given[0],
+                env_kwargs=kwargs if given[1] is None else given[1],
+            )
 
         # The env's own spaces (before the [-1, 1] rescaling), to check the dataset against.
-        self.obs_space, self.act_space = env_spaces(settings.env_id)
+        self.obs_space, self.act_space = env_spaces(settings.env_id, **self._env_options())
         if self.act_space.kind != "box":
             raise HybridRLError(f"{settings.env_id}: the agents need a Box action space")
         self.obs_dim = int(np.prod(self.obs_space.shape))
         self.act_dim = int(np.prod(self.act_space.shape))
         if dataset is not None:
-            self._check_dataset(dataset)
+            dataset = self.dataset = self._check_dataset(dataset)
         self.obs_stats = (
             dataset.observation_stats()
             if recipe.normalize_observations and dataset is not None
@@ -281,7 +299,10 @@ class Runner:
         self.finetune_step = finetune_step(self._phase_records(), self.switch_step)
 
     # -------------------------------------------------------------------- set-up checks
-    def _check_dataset(self, ds: Dataset) -> None:
+    def _check_dataset(self, ds: Dataset) -> Dataset:
+        """``ds`` checked against the env. A file that did not state its spaces (a D4RL file,
+        an npz without metadata) takes the env's, so only real violations are errors."""
+        ds = with_env_spaces(ds, self.obs_space, self.act_space, self.settings.env_id)
         name = ds.metadata.name or "dataset"
         check_against_spaces(ds.transitions, self.obs_space, ds.metadata.action_space, path=name)
         meta_act = ds.metadata.action_space
@@ -298,6 +319,7 @@ class Runner:
                 f"dataset {name}: action space {meta_act.describe()} does not match "
                 f"{self.settings.env_id}'s {self.act_space.describe()}"
             )
+        return ds
 
     def _reward_factor(self) -> float:
         """The data-dependent reward factor of ``recipe.reward_normalization`` (1 for none),
@@ -446,7 +468,7 @@ class Runner:
         if not any(p.env_steps for p in self.recipe.phases):
             return
         try:
-            horizon = gym.spec(s.env_id).max_episode_steps
+            horizon = s.max_episode_steps or gym.spec(s.env_id).max_episode_steps
         except gym.error.Error:
             return
         per_env = s.checkpoint_interval // s.num_envs
@@ -496,9 +518,14 @@ class Runner:
             "jax_backend": jax.default_backend(),
         }
 
+    def _env_options(self) -> dict[str, Any]:
+        return env_options(self.settings.max_episode_steps, self.settings.env_kwargs)
+
     def _make_envs(self, num: int, *, asynchronous: bool = False) -> gym.vector.VectorEnv:
         """The training or evaluation vector env of this run."""
-        return make_vector_env(self.settings.env_id, num, asynchronous=asynchronous)
+        return make_vector_env(
+            self.settings.env_id, num, asynchronous=asynchronous, **self._env_options()
+        )
 
     # -------------------------------------------------------------------------- main
     def run(self, *, resume: bool = False) -> RunResult:
