@@ -8,13 +8,17 @@ Kinds shipped here:
 - `RandomPolicy`: uniform over the action space.
 - `CallablePolicy`: wraps a user's function ``fn(obs) -> action`` (one observation at a time,
   or batched).
-- `MLPPolicy`: a saved hybridrl policy (``.npz``): an MLP with a deterministic tanh head or a
-  tanh-Gaussian head, optional observation normalization, actions rescaled to the space's
-  bounds. Agents export to this format, so a trained policy is usable without its agent code.
+- `MLPPolicy`: a saved hybridrl policy (``.npz``, no pickle): an MLP (optionally with
+  LayerNorm) with a deterministic tanh head, a tanh-Gaussian head or a Gaussian head (state-
+  dependent or free log-std), optional observation normalization, actions rescaled to the
+  space's bounds. Every agent exports to this format (`hybridrl.training.export`, ``hybridrl
+  export RUN_DIR``), so a trained policy is usable with numpy alone: this module never imports
+  jax (only `load_policy` of a run directory does, to export it).
 - `PendulumSwingUp`: a scripted energy-shaping controller for ``Pendulum-v1`` (a decent,
   cheap behaviour policy for demos and tests).
 
-Use `load_policy` to turn a CLI string (``random``, a path, or ``module:function``) into one.
+Use `load_policy` to turn a CLI string (``random``, a path, a run directory, or
+``module:function``) into one.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +35,8 @@ import numpy as np
 
 from hybridrl.types import HybridRLError, SpaceSpec
 
-POLICY_FORMAT_VERSION = 1
+POLICY_FORMAT_VERSION = 2  # 2: LayerNorm, state-independent std, the "gaussian" head
+POLICY_KINDS = ("deterministic", "tanh_gaussian", "gaussian")
 
 
 class Policy(Protocol):
@@ -129,12 +134,23 @@ class PendulumSwingUp:
 
 @dataclass
 class MLPPolicy:
-    """A saved hybridrl policy: an MLP evaluated in numpy.
+    """A saved hybridrl policy: an MLP evaluated in numpy (no jax, no training code).
 
-    ``kind == "deterministic"``: ``a = tanh(f(s))``; ``kind == "tanh_gaussian"``: the last layer
-    gives mean and log-std (clipped to ``log_std_range``), ``a = tanh(mean + std * eps)`` (or
-    ``tanh(mean)`` when deterministic). Actions in [-1, 1] are then mapped affinely onto the
-    action space's bounds. Observations are standardized with ``obs_mean``/``obs_std`` if set.
+    The trunk is ``[Dense -> LayerNorm? -> activation] * (n - 1)`` and a last Dense layer
+    (dropout is the identity at act time, so it has no place here). Heads (``kind``):
+
+    * ``"deterministic"``: ``a = tanh(f(s))`` (TD3, TD3+BC, BC-MSE, IQL's deterministic
+      actor); ``deterministic=False`` gives the same action: exploration noise belongs to the
+      collector (`hybridrl.data.collect.NoiseConfig`).
+    * ``"tanh_gaussian"``: ``a = tanh(mean + std * eps)``, ``tanh(mean)`` when deterministic
+      (SAC, CQL, Cal-QL, EDAC).
+    * ``"gaussian"``: ``a = clip(tanh(mean) + std * eps, -1, 1)``, ``tanh(mean)`` when
+      deterministic: the unsquashed Gaussian of IQL, AWAC and BC.
+
+    ``log_std`` is the last layer's second half (state-dependent) or, when ``log_std`` is set,
+    one free value per action dimension (state-independent); either way it is clipped to
+    ``log_std_range``. Actions in [-1, 1] are mapped affinely onto ``[action_low,
+    action_high]``. Observations are standardized with ``obs_mean``/``obs_std`` if set.
     """
 
     kernels: list[np.ndarray]
@@ -147,12 +163,28 @@ class MLPPolicy:
     obs_std: np.ndarray | None = None
     log_std_range: tuple[float, float] = (-5.0, 2.0)
     info: dict[str, Any] = field(default_factory=dict)
+    # (scale, bias) of the LayerNorm after each hidden Dense layer; None: no LayerNorm.
+    layer_norms: list[tuple[np.ndarray, np.ndarray]] | None = None
+    layer_norm_eps: float = 1e-6  # flax.linen.LayerNorm's default
+    log_std: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("deterministic", "tanh_gaussian"):
-            raise HybridRLError(f"unknown policy kind '{self.kind}'")
+        if self.kind not in POLICY_KINDS:
+            raise HybridRLError(f"unknown policy kind '{self.kind}'; kinds: {POLICY_KINDS}")
         if self.activation not in _ACTIVATIONS:
             raise HybridRLError(f"unknown activation '{self.activation}'")
+        if self.layer_norms is not None and len(self.layer_norms) != len(self.kernels) - 1:
+            raise HybridRLError(
+                f"{len(self.layer_norms)} LayerNorms for {len(self.kernels) - 1} hidden layers"
+            )
+
+    @property
+    def observation_dim(self) -> int:
+        return int(self.kernels[0].shape[0])
+
+    @property
+    def action_dim(self) -> int:
+        return int(np.asarray(self.action_low).size)
 
     def _head(self, observations: np.ndarray) -> np.ndarray:
         x = np.asarray(observations, dtype=np.float32)
@@ -162,45 +194,84 @@ class MLPPolicy:
         for i, (w, b) in enumerate(zip(self.kernels, self.biases, strict=True)):
             x = x @ w + b
             if i < len(self.kernels) - 1:
+                if self.layer_norms is not None:
+                    x = _layer_norm(x, *self.layer_norms[i], self.layer_norm_eps)
                 x = act_fn(x)
         return x
+
+    def _mean_log_std(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self._head(observations)
+        if self.log_std is not None:
+            mean, log_std = out, np.broadcast_to(self.log_std, out.shape)
+        else:
+            mean, log_std = np.split(out, 2, axis=-1)
+        return mean, np.clip(log_std, *self.log_std_range)
 
     def act(
         self, observations: np.ndarray, *, deterministic: bool, rng: np.random.Generator
     ) -> np.ndarray:
-        out = self._head(observations)
         if self.kind == "deterministic":
-            unit = np.tanh(out)
+            unit = np.tanh(self._head(observations))
         else:
-            mean, log_std = np.split(out, 2, axis=-1)
+            mean, log_std = self._mean_log_std(observations)
             if deterministic:
                 unit = np.tanh(mean)
-            else:
-                log_std = np.clip(log_std, *self.log_std_range)
+            elif self.kind == "tanh_gaussian":
                 unit = np.tanh(mean + np.exp(log_std) * rng.standard_normal(mean.shape))
+            else:
+                noise = np.exp(log_std) * rng.standard_normal(mean.shape)
+                unit = np.clip(np.tanh(mean) + noise, -1.0, 1.0)
         scaled = self.action_low + (unit + 1.0) * 0.5 * (self.action_high - self.action_low)
         return scaled.astype(np.float32)
 
     def log_prob(self, observations: np.ndarray, actions: np.ndarray) -> np.ndarray | None:
-        """Log-density of ``actions`` under the stochastic head; None for a deterministic one.
+        """Log-density of ``actions`` (in the action space's units) under the stochastic
+        head; None for a deterministic one.
 
-        With ``u = tanh(x)``, ``x ~ N(mean, std)`` and ``a = low + (u + 1)(high - low) / 2``:
-        ``log p(a) = log N(x) - sum log(1 - u^2) - sum log((high - low) / 2)``. Actions on the
-        bounds are pulled inside by 1e-6 so that ``atanh`` stays finite.
+        With ``u = (a - low) / half - 1`` the action in [-1, 1] and ``half = (high - low) / 2``:
+        ``"tanh_gaussian"``: ``x = atanh(u)``, ``x ~ N(mean, std)``,
+        ``log p(a) = log N(x) - sum log(1 - u^2) - sum log(half)`` (actions on the bounds are
+        pulled inside by 1e-6 so that ``atanh`` stays finite); ``"gaussian"``:
+        ``log p(a) = log N(u; tanh(mean), std) - sum log(half)`` (the density of the
+        unclipped sample, as the agent's own ``log_prob``).
         """
-        if self.kind != "tanh_gaussian":
+        if self.kind == "deterministic":
             return None
-        mean, log_std = np.split(self._head(observations).astype(np.float64), 2, axis=-1)
-        log_std = np.clip(log_std, *self.log_std_range)
+        mean, log_std = (v.astype(np.float64) for v in self._mean_log_std(observations))
         half = (self.action_high - self.action_low).astype(np.float64) / 2.0
-        unit = np.clip(
-            (np.asarray(actions, np.float64) - self.action_low) / half - 1.0, -1 + 1e-6, 1 - 1e-6
-        )
-        x = np.arctanh(unit)
+        unit = (np.asarray(actions, np.float64) - self.action_low) / half - 1.0
+        if self.kind == "tanh_gaussian":
+            unit = np.clip(unit, -1 + 1e-6, 1 - 1e-6)
+            x, log_det = np.arctanh(unit), np.log1p(-(unit**2)) + np.log(half)
+        else:
+            x, mean, log_det = unit, np.tanh(mean), np.log(half) + np.zeros_like(unit)
         z = (x - mean) / np.exp(log_std)
         normal = -0.5 * z**2 - log_std - 0.5 * np.log(2 * np.pi)
-        log_det = np.log1p(-(unit**2)) + np.log(half)
         return np.sum(normal - log_det, axis=-1).astype(np.float32)
+
+    def check_spaces(
+        self, observation_dim: int | None, action_space: SpaceSpec, *, where: str, env: str
+    ) -> None:
+        """Refuse an environment this policy was not made for (one line naming ``where``)."""
+        if observation_dim is not None and observation_dim != self.observation_dim:
+            raise HybridRLError(
+                f"policy {where} takes {self.observation_dim}-dim observations; {env} gives "
+                f"{observation_dim}"
+            )
+        if action_space.kind != "box" or tuple(action_space.shape) != np.shape(self.action_low):
+            raise HybridRLError(
+                f"policy {where} acts in a Box of shape {np.shape(self.action_low)}; {env}'s "
+                f"action space is {action_space.describe()}"
+            )
+        same = np.allclose(action_space.low_array, self.action_low) and np.allclose(
+            action_space.high_array, self.action_high
+        )
+        if not same:
+            raise HybridRLError(
+                f"policy {where} acts in [{self.action_low.tolist()}, "
+                f"{self.action_high.tolist()}]; {env}'s action space is "
+                f"{action_space.describe()}"
+            )
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "mlp", "head": self.kind, **self.info}
@@ -215,11 +286,18 @@ class MLPPolicy:
             "activation": self.activation,
             "num_layers": len(self.kernels),
             "log_std_range": list(self.log_std_range),
+            "layer_norm": self.layer_norms is not None,
+            "layer_norm_eps": self.layer_norm_eps,
+            "state_independent_std": self.log_std is not None,
             "info": self.info,
         }
         arrays: dict[str, np.ndarray] = {"__policy__": np.array(json.dumps(header))}
         for i, (w, b) in enumerate(zip(self.kernels, self.biases, strict=True)):
             arrays[f"layer{i}/kernel"], arrays[f"layer{i}/bias"] = w, b
+        for i, (scale, bias) in enumerate(self.layer_norms or ()):
+            arrays[f"layer{i}/ln_scale"], arrays[f"layer{i}/ln_bias"] = scale, bias
+        if self.log_std is not None:
+            arrays["log_std"] = self.log_std
         arrays["action_low"], arrays["action_high"] = self.action_low, self.action_high
         if self.obs_mean is not None and self.obs_std is not None:
             arrays["obs_mean"], arrays["obs_std"] = self.obs_mean, self.obs_std
@@ -230,12 +308,39 @@ class MLPPolicy:
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> MLPPolicy:
+        """Read a policy file of any format version up to `POLICY_FORMAT_VERSION` (version 1,
+        plain MLPs with a deterministic or state-dependent tanh-Gaussian head, reads as is)."""
         p = str(path)
         try:
             with np.load(p, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
+        except FileNotFoundError as exc:
+            raise HybridRLError(f"policy file {p} does not exist") from exc
+        except (ValueError, OSError) as exc:
+            raise HybridRLError(f"policy file {p} is not an .npz file: {exc}") from exc
+        if "__policy__" not in arrays:
+            raise HybridRLError(
+                f"policy file {p} is not a hybridrl policy (no '__policy__' header; "
+                f"arrays: {', '.join(sorted(arrays)[:6])})"
+            )
+        try:
             header = json.loads(str(arrays["__policy__"]))
+            version = int(header.get("format_version", 1))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise HybridRLError(f"policy file {p}: unreadable '__policy__' header: {exc}") from exc
+        if version > POLICY_FORMAT_VERSION:
+            raise HybridRLError(
+                f"policy file {p} has format version {version}; this hybridrl reads up to "
+                f"{POLICY_FORMAT_VERSION} (upgrade hybridrl)"
+            )
+        try:
             n = int(header["num_layers"])
+            norms = None
+            if header.get("layer_norm", False):
+                norms = [
+                    (arrays[f"layer{i}/ln_scale"], arrays[f"layer{i}/ln_bias"])
+                    for i in range(n - 1)
+                ]
             return MLPPolicy(
                 kernels=[arrays[f"layer{i}/kernel"] for i in range(n)],
                 biases=[arrays[f"layer{i}/bias"] for i in range(n)],
@@ -247,11 +352,24 @@ class MLPPolicy:
                 obs_std=arrays.get("obs_std"),
                 log_std_range=tuple(header.get("log_std_range", (-5.0, 2.0))),  # type: ignore[arg-type]
                 info=dict(header.get("info", {})),
+                layer_norms=norms,
+                layer_norm_eps=float(header.get("layer_norm_eps", 1e-6)),
+                log_std=arrays["log_std"] if header.get("state_independent_std") else None,
             )
-        except FileNotFoundError as exc:
-            raise HybridRLError(f"policy file {p} does not exist") from exc
-        except (KeyError, ValueError, OSError, json.JSONDecodeError) as exc:
-            raise HybridRLError(f"policy file {p} is not a hybridrl policy: {exc}") from exc
+        except KeyError as exc:
+            raise HybridRLError(
+                f"policy file {p} is not a hybridrl policy: no field {exc}"
+            ) from exc
+        except (HybridRLError, ValueError, TypeError) as exc:
+            raise HybridRLError(f"policy file {p} is not a valid hybridrl policy: {exc}") from exc
+
+
+def _layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """flax's LayerNorm over the last axis: ``(x - mean) / sqrt(var + eps) * scale + bias``."""
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=-1, keepdims=True)
+    var = x64.var(axis=-1, keepdims=True)
+    return ((x64 - mean) / np.sqrt(var + eps) * scale + bias).astype(np.float32)
 
 
 _ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -278,18 +396,31 @@ SCRIPTED_POLICIES: dict[str, Callable[[], Policy]] = {
 }
 
 
-def load_policy(spec: str, action_space: SpaceSpec) -> Policy:
+def load_policy(
+    spec: str, action_space: SpaceSpec, *, observation_dim: int | None = None, env: str = "the env"
+) -> Policy:
     """Turn a policy description into a policy.
 
     ``spec`` is ``random``; a scripted controller name (``pendulum_swingup``); a path to a saved
-    policy ``.npz``; or ``package.module:function`` naming a callable ``fn(obs) -> action``.
+    policy ``.npz``; a run directory (its last checkpoint's policy, exported on the fly: this
+    path imports jax); or ``package.module:function`` naming a callable ``fn(obs) -> action``.
+    A saved or exported policy is checked against ``observation_dim`` and ``action_space``
+    (``env`` names the environment in the error).
     """
     if spec == "random":
         return RandomPolicy(action_space)
     if spec in SCRIPTED_POLICIES:
         return SCRIPTED_POLICIES[spec]()
+    if os.path.isdir(spec):
+        from hybridrl.training.export import policy_from_run  # jax: only for run directories
+
+        policy = policy_from_run(spec)
+        policy.check_spaces(observation_dim, action_space, where=spec, env=env)
+        return policy
     if spec.endswith(".npz") or os.path.exists(spec):
-        return MLPPolicy.load(spec)
+        policy = MLPPolicy.load(spec)
+        policy.check_spaces(observation_dim, action_space, where=spec, env=env)
+        return policy
     if ":" in spec:
         module_name, _, attr = spec.partition(":")
         try:
@@ -301,7 +432,7 @@ def load_policy(spec: str, action_space: SpaceSpec) -> Policy:
         return CallablePolicy(fn, name=spec)
     raise HybridRLError(
         f"unknown policy '{spec}': use 'random', one of {sorted(SCRIPTED_POLICIES)}, "
-        "a saved policy .npz path, or 'module:function'"
+        "a saved policy .npz path, a run directory, or 'module:function'"
     )
 
 
@@ -312,44 +443,9 @@ def policy_from_agent(
     obs_stats: tuple[np.ndarray, np.ndarray] | None = None,
     info: dict[str, Any] | None = None,
 ) -> MLPPolicy:
-    """A portable `MLPPolicy` from an agent's tanh-Gaussian actor (SAC, CQL, Cal-QL, EDAC,
-    AWAC): the trunk's Dense layers, then the ``mean`` and ``log_std`` heads side by side.
+    """A portable `MLPPolicy` from any registered agent's state; see
+    `hybridrl.training.export.policy_from_agent` (imported here lazily: this module stays
+    importable without jax)."""
+    from hybridrl.training.export import policy_from_agent as export
 
-    Actors with LayerNorm or dropout in the trunk, or a state-independent std, are refused:
-    the numpy policy evaluates plain ReLU MLPs.
-    """
-    if action_space.kind != "box":
-        raise HybridRLError("policy export needs a Box action space")
-    params = state.actor.params
-    trunk = params.get("MLP_0", {})
-    names = sorted((k for k in trunk if k.startswith("Dense_")), key=lambda k: int(k[6:]))
-    dense_heads = all(
-        isinstance(params.get(head), Mapping) and "kernel" in params[head]
-        for head in ("mean", "log_std")
-    )
-    if set(trunk) != set(names) or not dense_heads:
-        raise HybridRLError(
-            "policy export handles plain-MLP tanh-Gaussian actors only "
-            f"(actor parameters: {sorted(params)})"
-        )
-    kernels = [np.asarray(trunk[n]["kernel"], np.float32) for n in names]
-    biases = [np.asarray(trunk[n]["bias"], np.float32) for n in names]
-    kernels.append(np.concatenate([params["mean"]["kernel"], params["log_std"]["kernel"]], -1))
-    biases.append(np.concatenate([params["mean"]["bias"], params["log_std"]["bias"]], -1))
-    config = state.config
-    log_std_range = (
-        float(getattr(config, "actor_log_std_min", -20.0)),
-        float(getattr(config, "actor_log_std_max", 2.0)),
-    )
-    mean, std = obs_stats if obs_stats is not None else (None, None)
-    return MLPPolicy(
-        kernels=[np.asarray(k, np.float32) for k in kernels],
-        biases=[np.asarray(b, np.float32) for b in biases],
-        kind="tanh_gaussian",
-        action_low=action_space.low_array.astype(np.float32),
-        action_high=action_space.high_array.astype(np.float32),
-        obs_mean=None if mean is None else np.asarray(mean, np.float32).reshape(-1),
-        obs_std=None if std is None else np.asarray(std, np.float32).reshape(-1),
-        log_std_range=log_std_range,
-        info=dict(info or {}),
-    )
+    return export(state, action_space, obs_stats=obs_stats, info=info)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -100,3 +101,27 @@ def stored_shape(path: str | os.PathLike[str], *keys: str) -> tuple[int, ...]:
     except Exception as exc:  # missing key, truncated file
         raise HybridRLError(f"checkpoint {p} has no array {'/'.join(keys)}: {exc}") from exc
     return tuple(np.shape(node))
+
+
+def load_checkpoint_entry(
+    path: str | os.PathLike[str], name: str, template_of: Callable[[dict[str, Any]], T]
+) -> tuple[T, dict[str, Any]]:
+    """One entry (e.g. ``"state"``) of a `save_checkpoint` file, without the others (no
+    buffers, no key): ``template_of(meta)`` gives its structure, which may depend on the
+    checkpoint's counters. Returns (entry, meta); errors name the file."""
+    p = Path(path)
+    if not p.exists():
+        raise HybridRLError(f"checkpoint {p} does not exist")
+    try:
+        payload = serialization.msgpack_restore(p.read_bytes())
+        meta = json.loads(payload["meta"])
+        stored = payload["tree"][name]
+    except Exception as exc:  # msgpack raises its own exception types on truncated input
+        raise HybridRLError(f"checkpoint {p} is unreadable (truncated?): {exc}") from exc
+    template = template_of(meta)
+    try:
+        restored = serialization.from_state_dict(template, stored)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HybridRLError(f"checkpoint {p}: its '{name}' does not match: {exc}") from exc
+    _check_shapes(template, restored, p)
+    return restored, meta

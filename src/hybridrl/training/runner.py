@@ -516,6 +516,17 @@ class Runner:
             "phases": self._phase_records(),
             "fingerprint": self.fingerprint(),
             "jax_backend": jax.default_backend(),
+            # What `hybridrl export` needs besides the checkpoint (training/restore.py).
+            "policy_io": {
+                "observation_dim": self.obs_dim,
+                "action_space": self.act_space.to_json(),
+                "observation_stats": None
+                if self.obs_stats is None
+                else {
+                    "mean": np.ravel(self.obs_stats[0]).tolist(),
+                    "std": np.ravel(self.obs_stats[1]).tolist(),
+                },
+            },
         }
 
     def _env_options(self) -> dict[str, Any]:
