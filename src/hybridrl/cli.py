@@ -353,28 +353,36 @@ def run_recipe(
                 f"dataset {dataset}: field 'env_id' is empty in its metadata; pass --env"
             )
         env = ds.metadata.env_id
+    from hybridrl.training.rundir import RunInterrupted
+
     for k in seed_list:
         run_dir = out / f"seed_{k}" if seeds else out
-        result = run(
-            spec,
-            env,
-            dataset=ds,
-            run_dir=run_dir,
-            resume=resume,
-            progress=progress,
-            tensorboard=tensorboard,
-            wandb_project=wandb,
-            seed=k,
-            num_envs=num_envs,
-            eval_interval=eval_interval,
-            offline_eval_interval=offline_eval_interval,
-            eval_episodes=eval_episodes,
-            checkpoint_interval=checkpoint_interval,
-            buffer_capacity=buffer_capacity,
-            log_interval=log_interval,
-            dip_fraction=dip_fraction,
-            asynchronous=async_envs,
-        )
+        try:
+            result = run(
+                spec,
+                env,
+                dataset=ds,
+                run_dir=run_dir,
+                resume=resume,
+                progress=progress,
+                tensorboard=tensorboard,
+                wandb_project=wandb,
+                echo=lambda line: typer.echo(line, err=True),
+                seed=k,
+                num_envs=num_envs,
+                eval_interval=eval_interval,
+                offline_eval_interval=offline_eval_interval,
+                eval_episodes=eval_episodes,
+                checkpoint_interval=checkpoint_interval,
+                buffer_capacity=buffer_capacity,
+                log_interval=log_interval,
+                dip_fraction=dip_fraction,
+                asynchronous=async_envs,
+            )
+        except RunInterrupted as exc:  # Ctrl-C: where the run stands, and how to go on
+            typer.echo(f"\n{exc.message}", err=True)
+            typer.echo(f"resume with: {_resume_command(sys.argv)}", err=True)
+            raise typer.Exit(130) from None
         typer.echo(json.dumps(result.summary, indent=2))
         typer.echo(f"run directory: {run_dir}")
 
@@ -737,6 +745,16 @@ def main() -> None:
     except HybridRLError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+def _resume_command(argv: list[str]) -> str:
+    """The command line that continues an interrupted ``hybridrl run``."""
+    import shlex
+
+    args = list(argv[1:])
+    if "--resume" not in args:
+        args.append("--resume")
+    return shlex.join(["hybridrl", *args])
 
 
 if __name__ == "__main__":

@@ -120,7 +120,8 @@ def run_demo(
     for name, s in summaries.items():
         echo(
             f"{name}: normalized score {_fmt(s['pretrain_score'])} after pretraining, "
-            f"{_fmt(s['dip_score'])} at the dip, {_fmt(s['final_score'])} after fine-tuning "
+            f"{_fmt(s['dip_score'])} at the dip, {_fmt(s['worst_score'])} at worst "
+            f"(env step {s['worst_step']}), {_fmt(s['final_score'])} after fine-tuning "
             f"({s['wall_time_s']:.0f} s)"
         )
     echo(f"plots: {out_dir / 'report' / 'curves.png'}")

@@ -166,7 +166,8 @@ def test_write_report_files_and_table(report):
     assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no temporary files left
     lines = result["table"].splitlines()
     assert lines[0].split() == [
-        "recipe", "unit", "runs", "tasks", "before", "dip", "after", "regret", "q", "drift"
+        "recipe", "unit", "runs", "tasks", "before", "dip", "worst", "after", "regret", "q",
+        "drift",
     ]  # fmt: skip
     assert set(lines[1]) <= {"-", " "}
     assert lines[2].startswith("calql") and lines[3].startswith("wsrl")

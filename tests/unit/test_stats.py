@@ -143,7 +143,26 @@ def test_o2o_metrics_on_a_hand_built_curve():
     assert m["final_score"] == 80.0
     assert m["improvement"] == 30.0
     assert m["regret"] == pytest.approx((1.0 + 0.5 + 0.0 + 0.5) / 4)
-    assert set(m) == {"pretrain_score", "dip_score", "dip", "final_score", "regret", "improvement"}
+    # the collapse at 2500 lies after the window: the dip (40) does not show it, the worst does
+    assert m["worst_score"] == 5.0 and m["worst_step"] == 2500
+    assert set(m) == {
+        "pretrain_score",
+        "dip_score",
+        "dip",
+        "worst_score",
+        "worst_step",
+        "final_score",
+        "regret",
+        "improvement",
+    }
+
+
+def test_o2o_worst_score_counts_only_after_the_switch_and_keeps_the_first_tie():
+    curve = [(1000, 1.0), (1000, 50.0), (3000, 20.0), (4000, 20.0), (5000, 60.0)]
+    m = o2o_metrics(curve, switch_step=1000, end_step=5000)
+    assert (m["worst_score"], m["worst_step"]) == (20.0, 3000)  # not the offline 1.0
+    m = o2o_metrics(curve, switch_step=None, end_step=5000)
+    assert m["worst_score"] is None and m["worst_step"] is None
 
 
 def test_o2o_dip_window_bounds():
@@ -199,6 +218,8 @@ def test_o2o_none_cases():
         "pretrain_score": None,
         "dip_score": None,
         "dip": None,
+        "worst_score": None,
+        "worst_step": None,
         "final_score": 20.0,
         "regret": None,
         "improvement": None,

@@ -35,8 +35,9 @@ __all__ = [
 ]
 
 
-def dataset_format(spec: str) -> tuple[str, str]:
-    """Split a dataset string into (format, path or Minari id)."""
+def dataset_format(spec: str | os.PathLike[str]) -> tuple[str, str]:
+    """Split a dataset string (or path) into (format, path or Minari id)."""
+    spec = os.fspath(spec)
     if spec.startswith("minari:"):
         return "minari", spec[len("minari:") :]
     suffix = Path(spec).suffix.lower()
@@ -51,7 +52,7 @@ def dataset_format(spec: str) -> tuple[str, str]:
     )
 
 
-def load_dataset(spec: str, **kwargs: Any) -> Dataset:
+def load_dataset(spec: str | os.PathLike[str], **kwargs: Any) -> Dataset:
     """Load a dataset from any supported format; ``kwargs`` go to the format's loader.
 
     Examples: ``load_dataset("runs/pendulum.npz")``,
@@ -72,7 +73,9 @@ def load_dataset(spec: str, **kwargs: Any) -> Dataset:
     return load_minari(target, **kwargs)
 
 
-def save_dataset(ds: Dataset, spec: str, *, overwrite: bool = False, **kwargs: Any) -> str:
+def save_dataset(
+    ds: Dataset, spec: str | os.PathLike[str], *, overwrite: bool = False, **kwargs: Any
+) -> str:
     """Save ``ds`` atomically; returns where it went (a path, or the Minari dataset path).
 
     Every format refuses an existing target (`DatasetError` naming it) unless

@@ -47,11 +47,20 @@ __all__ = [
 SCORE_UNITS = ("normalized", "return")
 ENV_PHASE_KINDS = ("warmup", "online")  # phases that take env steps
 # Metrics aggregated with IQM + stratified bootstrap interval in `summarize`.
-AGGREGATED_METRICS = ("pretrain_score", "dip", "final_score", "regret", "improvement")
+AGGREGATED_METRICS = (
+    "pretrain_score",
+    "dip",
+    "worst_score",
+    "final_score",
+    "regret",
+    "improvement",
+)
 SUMMARY_KEYS = (
     "pretrain_score",
     "dip",
     "dip_score",
+    "worst_score",
+    "worst_step",
     "final_score",
     "regret",
     "improvement",
@@ -318,13 +327,25 @@ def _cell(stats: Mapping[str, Any] | None, digits: int) -> str:
     return f"{stats['iqm']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-TABLE_COLUMNS = ("recipe", "unit", "runs", "tasks", "before", "dip", "after", "regret", "q drift")
+TABLE_COLUMNS = (
+    "recipe",
+    "unit",
+    "runs",
+    "tasks",
+    "before",
+    "dip",
+    "worst",
+    "after",
+    "regret",
+    "q drift",
+)
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], fmt: str = "text") -> str:
     """Render `summarize` rows; each score cell is ``IQM [low, high]``, ``-`` when undefined.
 
-    ``before`` = pretrain_score, ``after`` = final_score, ``q drift`` is the mean. ``fmt`` is
+    ``before`` = pretrain_score, ``worst`` = worst_score (the lowest score anywhere after the
+    switch), ``after`` = final_score, ``q drift`` is the mean. ``fmt`` is
     ``"text"`` (aligned columns) or ``"markdown"``.
     """
     if fmt not in ("text", "markdown"):
@@ -340,6 +361,7 @@ def format_table(rows: Sequence[Mapping[str, Any]], fmt: str = "text") -> str:
                 str(len(r["tasks"])),
                 _cell(r.get("pretrain_score"), 1),
                 _cell(r.get("dip"), 1),
+                _cell(r.get("worst_score"), 1),
                 _cell(r.get("final_score"), 1),
                 _cell(r.get("regret"), 3),
                 "-" if drift is None else f"{drift:.3g}",
@@ -576,6 +598,7 @@ def _markdown(runs: Sequence[RunRecord], rows: Sequence[Mapping[str, Any]], reps
         f"{len(runs)} runs, {len(rows)} recipes. Cells: IQM [95% interval] over runs, "
         f"stratified bootstrap over tasks ({reps} replicates). before = score at the switch, "
         "dip = before - min score in the first 25% of fine-tuning (positive = drop), "
+        "worst = min score anywhere after the switch (at env step), "
         "after = final score, regret = mean(1 - score/100) over online episodes.",
         "",
         format_table(rows, "markdown"),
@@ -592,14 +615,18 @@ def _markdown(runs: Sequence[RunRecord], rows: Sequence[Mapping[str, Any]], reps
         "",
         "## Runs",
         "",
-        "| recipe | task | seed | before | dip | after | regret | path |",
-        "|---|---|---|---|---|---|---|---|",
+        "| recipe | task | seed | before | dip | worst (step) | after | regret | path |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(runs, key=lambda r: (r.name, r.task, r.seed or 0)):
         s = r.summary
+        worst = num(s.get("worst_score"))
+        if s.get("worst_step") is not None:
+            worst += f" ({s['worst_step']})"
         lines.append(
             f"| {r.name} | {r.task} | {r.seed} | {num(s.get('pretrain_score'))} | "
-            f"{num(s.get('dip'))} | {num(s.get('final_score'))} | {num(s.get('regret'))} | "
+            f"{num(s.get('dip'))} | {worst} | {num(s.get('final_score'))} | "
+            f"{num(s.get('regret'))} | "
             f"`{r.path}` |"
         )
     return "\n".join(lines) + "\n"

@@ -139,7 +139,7 @@ def o2o_metrics(
     dip_fraction: float = 0.25,
     normalized: bool = True,
     finetune_step: int | None = None,
-) -> dict[str, float | None]:
+) -> dict[str, float | int | None]:
     """Offline-to-online metrics of one run from its evaluation curve.
 
     ``evaluations`` are ``(env_step, score)`` pairs (score: D4RL normalized score in [0, 100]
@@ -155,6 +155,9 @@ def o2o_metrics(
       that only collects, as in WSRL), ``u = s`` by default (see `dip_window`).
     * ``dip = pretrain_score - dip_score``: positive is a drop after the switch; negative
       means the policy improved right away (the sign is kept, not clipped).
+    * ``worst_score``, ``worst_step``: the lowest score after the switch (``step > s``,
+      anywhere up to ``T``) and the env step of its first occurrence, so that a collapse later
+      than the dip window is not hidden by a small dip.
     * ``final_score``: score of the last evaluation.
     * ``improvement = final_score - pretrain_score``.
     * ``regret = mean_i (1 - score_i / 100)`` over the online episodes (cumulative regret as
@@ -166,8 +169,11 @@ def o2o_metrics(
     """
     evals = sorted(((int(s), float(v)) for s, v in evaluations), key=lambda e: e[0])
     final = evals[-1][1] if evals else None
-    pretrain = dip_score = None
+    pretrain = dip_score = worst = worst_step = None
     if switch_step is not None:
+        after = [(s, v) for s, v in evals if s > switch_step]
+        if after:
+            worst_step, worst = min(after, key=lambda e: e[1])  # min keeps the first of ties
         before = [v for s, v in evals if s <= switch_step]
         pretrain = before[-1] if before else None
         start, horizon = dip_window(switch_step, end_step, dip_fraction, finetune_step)
@@ -180,6 +186,8 @@ def o2o_metrics(
         "pretrain_score": pretrain,
         "dip_score": dip_score,
         "dip": None if pretrain is None or dip_score is None else pretrain - dip_score,
+        "worst_score": worst,
+        "worst_step": worst_step,
         "final_score": final,
         "regret": regret,
         "improvement": None if pretrain is None or final is None else final - pretrain,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -49,12 +50,13 @@ from hybridrl.data.samplers import sample_mixed
 from hybridrl.data.transitions import Transitions, calql_mc_returns
 from hybridrl.envs.make import env_options, env_spaces, make_vector_env, recorded_env_options
 from hybridrl.evaluation.rollout import evaluate_vector, jitted_act
-from hybridrl.evaluation.stats import finetune_step
+from hybridrl.evaluation.stats import dip_window, finetune_step
 from hybridrl.recipes import Recipe
 from hybridrl.training.checkpoint import load_checkpoint, save_checkpoint, stored_shape
 from hybridrl.training.metrics_log import RunLogger, check_optional_loggers
 from hybridrl.training.offline import unit_actions
 from hybridrl.training.phases import Learner, Offline, Online, Phase, Warmup
+from hybridrl.training.rundir import RunDirectory, RunInterrupted
 from hybridrl.training.updates import scan_updates
 from hybridrl.types import HybridRLError
 
@@ -253,6 +255,7 @@ class Runner:
         tensorboard: bool | None = None,
         wandb_project: str | None = None,
         on_evaluation: EvaluationCallback | None = None,
+        echo: Callable[[str], None] | None = None,
     ):
         recipe.validate()
         settings.validate(recipe)
@@ -265,6 +268,7 @@ class Runner:
         self.run_dir = Path(run_dir)
         self.progress, self.tensorboard, self.wandb_project = progress, tensorboard, wandb_project
         self.on_evaluation = on_evaluation
+        self.echo = echo  # status lines (resumed from ...); default: stderr when progress
         check_optional_loggers(tensorboard, wandb_project)
         self.needs_env = recipe.env_steps > 0 or settings.eval_episodes > 0
         if dataset is not None:  # the env options the data was recorded with, unless given
@@ -481,6 +485,43 @@ class Runner:
                 stacklevel=3,
             )
 
+    def _dip_evaluation_step(self) -> int | None:
+        """An extra evaluation at the end of the dip window when the regular schedule
+        (every ``eval_interval`` env steps, and at the end of each updating phase) puts none
+        inside it; None when one is there already, or when none can be (see the warning)."""
+        if self.switch_step is None or self.finetune_step is None:
+            return None
+        s, n = self.settings, self.settings.num_envs
+        start, end = dip_window(
+            self.switch_step, self.recipe.env_steps, s.dip_fraction, self.finetune_step
+        )
+        for p, (a, b) in zip(self.recipe.phases, self.phase_bounds, strict=True):
+            if not (isinstance(p, Online) and p.updates_per_step > 0 and b > a):
+                continue
+            first = math.ceil((a + 1) / s.eval_interval) * s.eval_interval
+            regular = [b, *range(first, b, s.eval_interval)]
+            evals = {math.ceil(m / n) * n for m in regular}  # env steps advance n at a time
+            if any(start < e <= end for e in evals):
+                return None
+        last = int(end // n) * n
+        return last if last > self.finetune_step else None
+
+    def _warn_if_no_evaluation_in_the_dip_window(self) -> None:
+        self.dip_eval_step = self._dip_evaluation_step()
+        if self.switch_step is None or self.dip_eval_step is not None:
+            return
+        s = self.settings
+        start, end = dip_window(
+            self.switch_step, self.recipe.env_steps, s.dip_fraction, self.finetune_step
+        )
+        if self.finetune_step is None or end < self.finetune_step + s.num_envs:
+            warnings.warn(
+                f"no evaluation can fall in the dip window (env steps {start} to {end:g}): "
+                "the dip will be undefined (null); give the online phase more steps or "
+                "raise dip_fraction",
+                stacklevel=4,
+            )
+
     def fingerprint(self) -> dict[str, Any]:
         ds = self.dataset
         return {
@@ -540,23 +581,31 @@ class Runner:
 
     # -------------------------------------------------------------------------- main
     def run(self, *, resume: bool = False) -> RunResult:
+        """Run (or, with ``resume``, continue) the recipe in ``run_dir``.
+
+        One process per run directory (`RunDirectory`); nothing in the directory is written
+        until the run is known to start (a resume has read its checkpoint), and a failure
+        before that leaves the directory as it was.
+        """
+        with RunDirectory(self.run_dir) as run_dir:
+            return self._run_locked(run_dir, resume)
+
+    def _run_locked(self, run_dir: RunDirectory, resume: bool) -> RunResult:
         run_json = self.run_dir / "run.json"
         ckpt = self.run_dir / CHECKPOINT
         extended_from: int | None = None
+        restoring = False
         if resume:
             if not run_json.exists():
                 raise HybridRLError(f"--resume: no run to resume in {self.run_dir}")
             extended_from = self._check_fingerprint(run_json)
             # Killed before its first checkpoint: nothing to restore, start over.
-            resume = ckpt.exists()
+            restoring = ckpt.exists()
         elif run_json.exists():
             raise HybridRLError(
                 f"run directory {self.run_dir} already holds a run; pass --resume to continue "
                 "it or choose another directory"
             )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(run_json) as tmp:
-            tmp.write_text(json.dumps(self.run_info(), indent=2))
 
         learner = self._initial_learner()
         key = jax.random.fold_in(jax.random.PRNGKey(self.settings.seed), 2)
@@ -564,27 +613,43 @@ class Runner:
         # From the dataset, before a restore may have dropped it (WSRL), so that a resumed
         # run probes Q on the same states as the uninterrupted one.
         self.probe = self._probe_observations(learner)
-        if resume:
+        self._last_checkpoint: _Counters | None = None
+        if restoring:
             learner, key, counters, records = self._restore(
                 learner, ckpt, extended=extended_from is not None
             )
+            self._last_checkpoint = dataclasses.replace(counters)
             last = len(self.recipe.phases) - 1
             if extended_from is not None and counters.phase_index > last:
                 # A finished run given a larger last-phase budget: reopen that phase.
                 counters.phase_index, counters.phase_started = last, True
                 counters.phase_progress, counters.update_credit = extended_from, 0.0
-        logger = RunLogger(
-            self.run_dir,
-            records,
-            tensorboard=self.tensorboard,
-            wandb_project=self.wandb_project,
-            run_config=self.fingerprint(),
-        )
+        # The envs before any file: an env that cannot be made must not leave a run behind.
+        envs = self._make_envs(self.settings.num_envs, asynchronous=self.settings.asynchronous)
+        try:
+            self.eval_envs = self._make_envs(self.settings.eval_episodes)
+            self._warn_if_checkpoints_cut_every_episode()
+            self._warn_if_no_evaluation_in_the_dip_window()
+            # Only now, with the checkpoint read, may the run's files be rewritten.
+            with atomic_path(run_json) as tmp:
+                tmp.write_text(json.dumps(self.run_info(), indent=2))
+            logger = RunLogger(
+                self.run_dir,
+                records,
+                tensorboard=self.tensorboard,
+                wandb_project=self.wandb_project,
+                run_config=self.fingerprint(),
+            )
+        except BaseException:
+            envs.close()
+            if hasattr(self, "eval_envs"):
+                self.eval_envs.close()
+            raise
+        run_dir.started()
+        if resume:
+            self._say(self._resume_message(counters, restoring))
         start = time.perf_counter() - counters.elapsed_s
         self._clock = lambda: time.perf_counter() - start
-        envs = self._make_envs(self.settings.num_envs, asynchronous=self.settings.asynchronous)
-        self.eval_envs = self._make_envs(self.settings.eval_episodes)
-        self._warn_if_checkpoints_cut_every_episode()
         try:
             while counters.phase_index < len(self.recipe.phases):
                 phase = self.recipe.phases[counters.phase_index]
@@ -603,6 +668,8 @@ class Runner:
                 counters.phase_started = False
                 counters.update_credit = 0.0
                 self._checkpoint(learner, key, counters, logger)
+        except KeyboardInterrupt:
+            raise RunInterrupted(self._interrupt_message(counters), self.run_dir) from None
         finally:
             envs.close()
             self.eval_envs.close()
@@ -611,6 +678,42 @@ class Runner:
         with atomic_path(self.run_dir / "summary.json") as tmp:
             tmp.write_text(json.dumps(summary, indent=2))
         return RunResult(learner, summary, self.run_dir, self.obs_stats, logger.records)
+
+    def _where(self, c: _Counters) -> str:
+        phases, i = self.recipe.phases, c.phase_index
+        if i >= len(phases):
+            return f"env step {c.env_step}, update {c.update} (all phases done)"
+        phase = phases[i]
+        done = f"{c.phase_progress}/{phase.env_steps} env steps"
+        if isinstance(phase, Offline):
+            done = f"{c.phase_progress}/{phase.updates} updates"
+        return (
+            f"env step {c.env_step}, update {c.update} (phase {i + 1}/{len(phases)} "
+            f"'{phase.label}', {done})"
+        )
+
+    def _resume_message(self, c: _Counters, restored: bool) -> str:
+        if not restored:
+            return (
+                f"{self.run_dir}: no checkpoint yet (the run stopped before its first one); "
+                "starting over"
+            )
+        return f"{self.run_dir}: resumed from the checkpoint at {self._where(c)}"
+
+    def _interrupt_message(self, c: _Counters) -> str:
+        last = self._last_checkpoint
+        kept = (
+            f"the last checkpoint is at {self._where(last)}"
+            if last is not None
+            else "no checkpoint was written yet, so --resume starts over"
+        )
+        return f"{self.run_dir}: interrupted at {self._where(c)}; {kept}"
+
+    def _say(self, message: str) -> None:
+        if self.echo is not None:
+            self.echo(message)
+        elif self.progress:
+            tqdm.write(message, file=sys.stderr)
 
     def _check_fingerprint(self, run_json: Path) -> int | None:
         """Refuse a resume under another configuration, except a larger budget of the last
@@ -660,6 +763,9 @@ class Runner:
                 online = dataclasses.replace(online, data=small)
         template = {"state": learner.state, "online": online, "key": jax.random.PRNGKey(0)}
         tree, _ = load_checkpoint(template, ckpt)
+        # The file gives host (numpy) arrays; the uninterrupted run holds device arrays, and
+        # un-jitted hooks that run after a restore (`SeedBuffer` at the switch) need them.
+        tree = jax.device_put(tree)
         restored = tree["online"]
         full = learner.online
         if full is not None and restored is not None and restored.capacity < full.capacity:
@@ -682,6 +788,7 @@ class Runner:
         }
         tree = {"state": learner.state, "online": learner.online, "key": key}
         save_checkpoint(tree, meta, self.run_dir / CHECKPOINT)
+        self._last_checkpoint = dataclasses.replace(counters)
 
     # ------------------------------------------------------------------------ phases
     def _offline_phase(
@@ -845,7 +952,8 @@ class Runner:
             if online_phase and c.phase_progress > phase.update_after:  # type: ignore[attr-defined]
                 learner, key = self._online_updates(phase, learner, k_update, key, c, logger)
             bar.update(n)
-            due = c.env_step % s.eval_interval < n and c.phase_progress < phase.env_steps
+            scheduled = c.env_step % s.eval_interval < n or c.env_step == self.dip_eval_step
+            due = scheduled and c.phase_progress < phase.env_steps
             if due and c.last_eval_update != c.update:
                 bar.set_postfix_str("evaluating")
                 score = self._evaluate(phase, learner, c, logger)
@@ -988,7 +1096,7 @@ class Runner:
         )
 
     def _summary(self, records: list[dict[str, Any]], c: _Counters) -> dict[str, Any]:
-        from hybridrl.evaluation.stats import dip_window, o2o_metrics
+        from hybridrl.evaluation.stats import o2o_metrics
 
         evals = [r for r in records if r["kind"] == "eval"]
         episodes = [
@@ -1087,13 +1195,19 @@ def run(
     tensorboard: bool | None = None,
     wandb_project: str | None = None,
     on_evaluation: EvaluationCallback | None = None,
+    echo: Callable[[str], None] | None = None,
     **settings: Any,
 ) -> RunResult:
     """Run ``recipe`` on ``env_id`` (and ``dataset``) in ``run_dir``; see `RunSettings` for the
     keyword settings (seed, num_envs, eval_interval, checkpoint_interval, ...).
 
     ``on_evaluation(runner, learner, record)`` is called after every evaluation (e.g. to export
-    policy snapshots); it must not change the learner.
+    policy snapshots); it must not change the learner. ``echo(line)`` receives status lines
+    (where a resumed run continues from); by default they go to stderr when ``progress``.
+
+    One process per run directory: a second one is refused (`RunDirectoryBusy`). Ctrl-C
+    raises `RunInterrupted` (a `KeyboardInterrupt`) saying where the run stood and where its
+    last checkpoint is; ``resume=True`` continues from there.
 
     Every check (recipe names, phase values, dataset vs env spaces, an existing run directory,
     a checkpoint written for another configuration) happens before any work starts.
@@ -1111,5 +1225,6 @@ def run(
         tensorboard=tensorboard,
         wandb_project=wandb_project,
         on_evaluation=on_evaluation,
+        echo=echo,
     )
     return runner.run(resume=resume)
