@@ -13,9 +13,12 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from hybridrl import cli
+from hybridrl.data import load_dataset
 from hybridrl.recipes import get_recipe
 from hybridrl.training import rundir as rundir_module
 from hybridrl.training.rundir import LOCK_NAME, RunDirectory, RunDirectoryBusy, RunInterrupted
@@ -267,3 +270,24 @@ def test_resume_is_refused_while_the_run_still_goes(tmp_path):
     finally:
         child.kill()
         child.wait()
+
+
+def test_an_empty_dataset_is_one_line_and_no_run_directory(tmp_path):
+    empty = tmp_path / "empty.npz"
+    np.savez(
+        empty,
+        observations=np.zeros((0, 3), np.float32),
+        actions=np.zeros((0, 1), np.float32),
+        rewards=np.zeros(0, np.float32),
+        terminals=np.zeros(0, bool),
+        timeouts=np.zeros(0, bool),
+    )
+    with pytest.raises(HybridRLError, match=rf"{empty}.*no transitions"):
+        load_dataset(empty)
+    out = tmp_path / "run"
+    args = ["run", "offline:bc", "--env", "Pendulum-v1", "--dataset", str(empty), "--out", str(out)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy warnings on the way
+        result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code != 0 and not out.exists()
+    assert isinstance(result.exception, HybridRLError)
