@@ -1,0 +1,5 @@
+"""``python -m hybridrl.cli``."""
+
+from hybridrl.cli import main
+
+main()
