@@ -143,10 +143,10 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path):
 
 
 def _checkpoint_step(path: Path) -> int:
-    from hybridrl.training.runner import _read_meta
+    from hybridrl.training.resume import read_meta
 
     try:
-        return int(_read_meta(path)["counters"]["env_step"])
+        return int(read_meta(path)["counters"]["env_step"])
     except HybridRLError:  # caught between the rename and the read: never half-written
         raise
 

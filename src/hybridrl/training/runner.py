@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -45,120 +43,38 @@ from hybridrl.agents import get_agent
 from hybridrl.data.d4rl import d4rl_reference_scores
 from hybridrl.data.dataset import Dataset, check_against_spaces, with_env_spaces
 from hybridrl.data.io import atomic_path
-from hybridrl.data.replay import ReplayBuffer, from_dataset, replay_add, replay_init, replay_sample
-from hybridrl.data.samplers import sample_mixed
+from hybridrl.data.replay import ReplayBuffer, from_dataset, replay_init
 from hybridrl.data.transitions import Transitions, calql_mc_returns
 from hybridrl.envs.make import env_options, env_spaces, make_vector_env, recorded_env_options
 from hybridrl.evaluation.rollout import evaluate_vector, jitted_act
 from hybridrl.evaluation.stats import dip_window, finetune_step
 from hybridrl.recipes import Recipe
-from hybridrl.training.checkpoint import load_checkpoint, save_checkpoint, stored_shape
+from hybridrl.training.context import (
+    CHECKPOINT,
+    PROBE_SIZE,
+    Counters,
+    EvaluationCallback,
+    RunResult,
+    RunSettings,
+    derived_seed,
+)
 from hybridrl.training.metrics_log import RunLogger, check_optional_loggers
 from hybridrl.training.offline import unit_actions
 from hybridrl.training.phases import Learner, Offline, Online, Phase, Warmup
+from hybridrl.training.resume import check_fingerprint, restore, save_run_checkpoint
+from hybridrl.training.run_data import (
+    add,
+    add_rows,
+    agent_needs_mc,
+    episode_with_mc,
+    mixed_sampler,
+    sample_buffer,
+    with_extras,
+)
 from hybridrl.training.rundir import RunDirectory, RunInterrupted
+from hybridrl.training.summary import dip_evaluation_step, run_summary
 from hybridrl.training.updates import scan_updates
 from hybridrl.types import HybridRLError
-
-CHECKPOINT = "checkpoints/latest.ckpt"
-# (runner, learner, eval record) -> None, called after every evaluation
-EvaluationCallback = Callable[["Runner", Learner, dict[str, Any]], None]
-PROBE_SIZE = 256
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """How a recipe is run (everything but the recipe and the data).
-
-    Attributes:
-        env_id: Gymnasium id of the training and evaluation environments.
-        seed: the run's seed (networks, sampling, env resets, evaluation episodes).
-        num_envs: vector environments collecting in parallel.
-        eval_episodes: episodes per evaluation (deterministic policy, separate envs; the same
-            start seeds at every evaluation, so curves compare like with like).
-        eval_interval: env steps between evaluations in warm-up/online phases.
-        offline_eval_interval: updates between evaluations in offline phases (and one at the
-            end of every phase that changed the policy).
-        checkpoint_interval: env steps (online) or updates (offline) between checkpoints;
-            also the segment length of the env-reset schedule (see the module docstring).
-        log_interval: updates between ``train`` metric records.
-        chunk_size: offline updates per compiled call.
-        buffer_capacity: maximum rows of the online buffer.
-        dip_fraction: the dip is measured over this first fraction of the env steps after
-            the switch.
-        mc_sparse_reward: Cal-QL's sparse-reward rule for Monte-Carlo returns.
-        reference_returns: ``(random, expert)`` returns for normalized scores; default: the
-            dataset's metadata, then the D4RL table for the env id; else raw returns.
-        asynchronous: subprocess vector envs (worth it for slow simulators only).
-        max_episode_steps, env_kwargs: the envs' time limit and constructor arguments
-            (``gymnasium.make``'s); default: what the dataset recorded for this env id (a
-            Minari env spec), else the registered ones.
-    """
-
-    env_id: str
-    seed: int = 0
-    num_envs: int = 1
-    eval_episodes: int = 10
-    eval_interval: int = 10_000
-    offline_eval_interval: int = 50_000
-    checkpoint_interval: int = 50_000
-    log_interval: int = 1000
-    chunk_size: int = 1000
-    buffer_capacity: int = 1_000_000
-    dip_fraction: float = 0.25
-    mc_sparse_reward: bool = False
-    reference_returns: tuple[float, float] | None = None
-    asynchronous: bool = False
-    max_episode_steps: int | None = None
-    env_kwargs: dict[str, Any] | None = None
-
-    def validate(self, recipe: Recipe) -> None:
-        positive = ("num_envs", "eval_episodes", "eval_interval", "offline_eval_interval")
-        names = [*positive, "checkpoint_interval", "log_interval", "chunk_size", "buffer_capacity"]
-        if self.max_episode_steps is not None:
-            names.append("max_episode_steps")
-        for name in names:
-            if getattr(self, name) <= 0:
-                raise HybridRLError(f"{name} must be positive, got {getattr(self, name)}")
-        n = self.num_envs
-        if self.checkpoint_interval % n:
-            raise HybridRLError(
-                f"checkpoint_interval ({self.checkpoint_interval}) must be a multiple of "
-                f"num_envs ({n})"
-            )
-        for p in recipe.phases:
-            if p.env_steps % n:
-                raise HybridRLError(
-                    f"phase '{p.label}': steps ({p.env_steps}) must be a multiple of num_envs ({n})"
-                )
-
-    def fingerprint(self) -> dict[str, Any]:
-        """The settings a resumed run must share (everything that changes the numbers)."""
-        d = dataclasses.asdict(self)
-        d.pop("asynchronous")
-        d["reference_returns"] = list(self.reference_returns) if self.reference_returns else None
-        for name in ("max_episode_steps", "env_kwargs"):  # absent from runs written before them
-            if d[name] is None:
-                del d[name]
-        return d
-
-
-@dataclass
-class RunResult:
-    """What `run` returns: the final learner, the summary metrics and the run directory."""
-
-    learner: Learner
-    summary: dict[str, Any]
-    run_dir: Path
-    obs_stats: tuple[np.ndarray, np.ndarray] | None = None
-    records: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def state(self) -> Any:
-        return self.learner.state
-
-    def evaluations(self) -> list[tuple[int, float]]:
-        return [(r["env_step"], r["score"]) for r in self.records if r["kind"] == "eval"]
 
 
 # ------------------------------------------------------------------------- jitted pieces
@@ -172,75 +88,7 @@ def _q_probe_fn(agent: ModuleType) -> Any:
     return jax.jit(q_probe)
 
 
-_add = jax.jit(replay_add)
-
-
-def _sample_buffer(data: ReplayBuffer, key: jax.Array, n: int) -> Transitions:
-    return replay_sample(data, key, n)
-
-
-@cache
-def mixed_sampler(groups: int) -> Callable[[Any, jax.Array, int], Transitions]:
-    """A sampler of ``n = groups × B`` rows made of ``groups`` minibatches that are *each*
-    mixed at the ratio (``sample_mixed`` per minibatch): UTD agents split a batch into
-    ``utd_ratio`` consecutive minibatches, and RLPD's every critic step sees both halves.
-    Cached per ``groups`` so that ``scan_updates`` sees one static function per value."""
-
-    def sample(
-        data: tuple[ReplayBuffer, ReplayBuffer, jax.Array], key: jax.Array, n: int
-    ) -> Transitions:
-        offline, online, ratio = data
-        keys = jax.random.split(key, groups)
-        parts = jax.vmap(lambda k: sample_mixed(offline, online, k, n // groups, ratio))(keys)
-        return jax.tree_util.tree_map(lambda x: x.reshape(n, *x.shape[2:]), parts)
-
-    return sample
-
-
-def _add_rows(buffer: ReplayBuffer, rows: Transitions) -> ReplayBuffer:
-    """Add ``rows`` in power-of-two blocks, so variable episode lengths compile at most
-    ~log2(capacity) programs instead of one per length."""
-    n, start = len(rows), 0
-    while start < n:
-        block = 1 << int(math.log2(n - start))
-        part = jax.tree_util.tree_map(lambda x, s=start, b=block: x[s : s + b], rows)
-        buffer = _add(buffer, part)
-        start += block
-    return buffer
-
-
-def _derived_seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
-
-
-def _agent_needs_mc(agent_name: str, config: Any) -> bool:
-    """Whether ``agent_name``'s updates read ``mc_returns``: Cal-QL always, CQL when its
-    calibration is on; agents switched to from them (SAC in WSRL) never."""
-    calibrated = bool(np.asarray(getattr(config, "enable_calql", False)))
-    return agent_name == "calql" or (agent_name == "cql" and calibrated)
-
-
-def _with_extras(buffer: ReplayBuffer, keys: set[str]) -> ReplayBuffer:
-    data = buffer.data
-    if set(data.extras) == keys:
-        return buffer
-    extras = {k: v for k, v in data.extras.items() if k in keys}
-    return dataclasses.replace(buffer, data=data.replace(extras=extras))
-
-
 # --------------------------------------------------------------------------------- runner
-@dataclass
-class _Counters:
-    env_step: int = 0
-    update: int = 0
-    phase_index: int = 0
-    phase_progress: int = 0  # updates (offline) or env steps (warm-up/online) done in the phase
-    phase_started: bool = False  # the phase's hooks have been applied
-    update_credit: float = 0.0
-    elapsed_s: float = 0.0
-    last_eval_update: int = -1
-
-
 class Runner:
     """Runs one recipe; use `run` unless you need the pieces."""
 
@@ -366,7 +214,7 @@ class Runner:
         updates = (isinstance(phase, Offline) and phase.updates > 0) or (
             isinstance(phase, Online) and phase.updates_per_step > 0 and phase.steps > 0
         )
-        return updates and _agent_needs_mc(agent, config)
+        return updates and agent_needs_mc(agent, config)
 
     def _online_extras(self) -> set[str]:
         needs = any(
@@ -486,25 +334,16 @@ class Runner:
             )
 
     def _dip_evaluation_step(self) -> int | None:
-        """An extra evaluation at the end of the dip window when the regular schedule
-        (every ``eval_interval`` env steps, and at the end of each updating phase) puts none
-        inside it; None when one is there already, or when none can be (see the warning)."""
         if self.switch_step is None or self.finetune_step is None:
             return None
-        s, n = self.settings, self.settings.num_envs
-        start, end = dip_window(
-            self.switch_step, self.recipe.env_steps, s.dip_fraction, self.finetune_step
+        return dip_evaluation_step(
+            self.recipe.phases,
+            self.phase_bounds,
+            self.switch_step,
+            self.finetune_step,
+            self.settings,
+            self.recipe.env_steps,
         )
-        for p, (a, b) in zip(self.recipe.phases, self.phase_bounds, strict=True):
-            if not (isinstance(p, Online) and p.updates_per_step > 0 and b > a):
-                continue
-            first = math.ceil((a + 1) / s.eval_interval) * s.eval_interval
-            regular = [b, *range(first, b, s.eval_interval)]
-            evals = {math.ceil(m / n) * n for m in regular}  # env steps advance n at a time
-            if any(start < e <= end for e in evals):
-                return None
-        last = int(end // n) * n
-        return last if last > self.finetune_step else None
 
     def _warn_if_no_evaluation_in_the_dip_window(self) -> None:
         self.dip_eval_step = self._dip_evaluation_step()
@@ -609,14 +448,14 @@ class Runner:
 
         learner = self._initial_learner()
         key = jax.random.fold_in(jax.random.PRNGKey(self.settings.seed), 2)
-        counters, records = _Counters(), list[dict[str, Any]]()
+        counters, records = Counters(), list[dict[str, Any]]()
         # From the dataset, before a restore may have dropped it (WSRL), so that a resumed
         # run probes Q on the same states as the uninterrupted one.
         self.probe = self._probe_observations(learner)
-        self._last_checkpoint: _Counters | None = None
+        self._last_checkpoint: Counters | None = None
         if restoring:
-            learner, key, counters, records = self._restore(
-                learner, ckpt, extended=extended_from is not None
+            learner, key, counters, records = restore(
+                self.recipe, learner, ckpt, extended=extended_from is not None
             )
             self._last_checkpoint = dataclasses.replace(counters)
             last = len(self.recipe.phases) - 1
@@ -679,7 +518,7 @@ class Runner:
             tmp.write_text(json.dumps(summary, indent=2))
         return RunResult(learner, summary, self.run_dir, self.obs_stats, logger.records)
 
-    def _where(self, c: _Counters) -> str:
+    def _where(self, c: Counters) -> str:
         phases, i = self.recipe.phases, c.phase_index
         if i >= len(phases):
             return f"env step {c.env_step}, update {c.update} (all phases done)"
@@ -692,7 +531,7 @@ class Runner:
             f"'{phase.label}', {done})"
         )
 
-    def _resume_message(self, c: _Counters, restored: bool) -> str:
+    def _resume_message(self, c: Counters, restored: bool) -> str:
         if not restored:
             return (
                 f"{self.run_dir}: no checkpoint yet (the run stopped before its first one); "
@@ -700,7 +539,7 @@ class Runner:
             )
         return f"{self.run_dir}: resumed from the checkpoint at {self._where(c)}"
 
-    def _interrupt_message(self, c: _Counters) -> str:
+    def _interrupt_message(self, c: Counters) -> str:
         last = self._last_checkpoint
         kept = (
             f"the last checkpoint is at {self._where(last)}"
@@ -716,78 +555,16 @@ class Runner:
             tqdm.write(message, file=sys.stderr)
 
     def _check_fingerprint(self, run_json: Path) -> int | None:
-        """Refuse a resume under another configuration, except a larger budget of the last
-        phase (continuing a training, as SB3's ``reset_num_timesteps=False``); returns the old
-        budget in that case, else None."""
-        try:
-            old = json.loads(run_json.read_text())["fingerprint"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise HybridRLError(f"--resume: cannot read {run_json}: {exc}") from exc
-        new = json.loads(json.dumps(self.fingerprint()))
-        # Recipe fields added since a run was written count at their defaults.
-        if isinstance(old.get("recipe"), dict):
-            old["recipe"].setdefault("reward_normalization", "none")
-        extended_from = _last_phase_extension(old, new)
-        if extended_from is not None:
-            return extended_from
-        if old != new:
-            diffs = _diff_keys(old, new)
-            raise HybridRLError(
-                f"--resume: the checkpoint in {self.run_dir} was written for another "
-                f"configuration (differs in: {', '.join(diffs[:8])}); only the last phase's "
-                "budget may grow"
-            )
-        return None
-
-    def _restore(
-        self, learner: Learner, ckpt: Path, *, extended: bool = False
-    ) -> tuple[Learner, jax.Array, _Counters, list[dict[str, Any]]]:
-        # Read the counters first, replay the hooks up to the checkpoint's phase (they decide
-        # the state's static structure), then read the arrays into that structure.
-        meta = _read_meta(ckpt)
-        counters = _Counters(**meta["counters"])
-        for i in range(counters.phase_index + (1 if counters.phase_started else 0)):
-            for hook in self.recipe.phases[i].hooks:
-                learner = hook.apply(learner)
-        if meta["offline_dropped"]:
-            learner = dataclasses.replace(learner, offline=None)
-        learner = dataclasses.replace(learner, agent_name=meta["agent_name"])
-        online = learner.online
-        stored_rows = None
-        if extended and online is not None:
-            # A longer budget sizes a larger online buffer; the stored one never wrapped (its
-            # capacity covered every env step), so its rows go first and the rest stay free.
-            stored_rows = stored_shape(ckpt, "online", "data", "rewards")[0]
-            if stored_rows < online.capacity:
-                small = jax.tree_util.tree_map(lambda x: x[:stored_rows], online.data)
-                online = dataclasses.replace(online, data=small)
-        template = {"state": learner.state, "online": online, "key": jax.random.PRNGKey(0)}
-        tree, _ = load_checkpoint(template, ckpt)
-        # The file gives host (numpy) arrays; the uninterrupted run holds device arrays, and
-        # un-jitted hooks that run after a restore (`SeedBuffer` at the switch) need them.
-        tree = jax.device_put(tree)
-        restored = tree["online"]
-        full = learner.online
-        if full is not None and restored is not None and restored.capacity < full.capacity:
-            data = jax.tree_util.tree_map(
-                lambda big, rows: big.at[: rows.shape[0]].set(rows), full.data, restored.data
-            )
-            restored = dataclasses.replace(restored, data=data, insert_index=restored.size)
-        learner = dataclasses.replace(learner, state=tree["state"], online=restored)
-        return learner, tree["key"], counters, list(meta["records"])
+        return check_fingerprint(run_json, self.fingerprint(), self.run_dir)
 
     def _checkpoint(
-        self, learner: Learner, key: jax.Array, counters: _Counters, logger: RunLogger
+        self, learner: Learner, key: jax.Array, counters: Counters, logger: RunLogger
     ) -> None:
         counters.elapsed_s = self._clock()
-        meta = {
-            "counters": dataclasses.asdict(counters),
-            "agent_name": learner.agent_name,
-            "offline_dropped": learner.offline is None and self.dataset is not None,
-            "records": logger.records,
-        }
-        tree = {"state": learner.state, "online": learner.online, "key": key}
-        save_checkpoint(tree, meta, self.run_dir / CHECKPOINT)
+        dropped = learner.offline is None and self.dataset is not None
+        save_run_checkpoint(
+            self.run_dir / CHECKPOINT, learner, key, counters, logger.records, dropped
+        )
         self._last_checkpoint = dataclasses.replace(counters)
 
     # ------------------------------------------------------------------------ phases
@@ -796,7 +573,7 @@ class Runner:
         phase: Offline,
         learner: Learner,
         key: jax.Array,
-        c: _Counters,
+        c: Counters,
         logger: RunLogger,
     ) -> tuple[Learner, jax.Array]:
         if learner.offline is None:
@@ -823,7 +600,7 @@ class Runner:
                     k,
                     num_updates=n,
                     batch_size=phase.batch_size,
-                    sample_fn=_sample_buffer,
+                    sample_fn=sample_buffer,
                 )
                 learner = dataclasses.replace(learner, state=state)
                 c.phase_progress += n
@@ -846,7 +623,7 @@ class Runner:
         phase: Phase,
         learner: Learner,
         key: jax.Array,
-        c: _Counters,
+        c: Counters,
         logger: RunLogger,
         envs: gym.vector.VectorEnv,
     ) -> tuple[Learner, jax.Array]:
@@ -872,14 +649,14 @@ class Runner:
         phase: Phase,
         learner: Learner,
         key: jax.Array,
-        c: _Counters,
+        c: Counters,
         logger: RunLogger,
         envs: gym.vector.VectorEnv,
         seg_end: int,
         bar: Any,
     ) -> tuple[Learner, jax.Array]:
         s, n = self.settings, self.settings.num_envs
-        seeds = [_derived_seed(s.seed, c.env_step, i) for i in range(n)]
+        seeds = [derived_seed(s.seed, c.env_step, i) for i in range(n)]
         obs, _ = envs.reset(seed=seeds)  # type: ignore[arg-type]
         ep_return = np.zeros(n)
         ep_length = np.zeros(n, np.int64)
@@ -925,10 +702,10 @@ class Runner:
                 for j in range(n):
                     pending[j].append(jax.tree_util.tree_map(lambda v, j=j: v[j], rows))
                     if terminated[j] or truncated[j]:
-                        online = _add_rows(online, _episode_with_mc(pending[j], gamma, s))
+                        online = add_rows(online, episode_with_mc(pending[j], gamma, s))
                         pending[j] = []
             else:
-                online = _add(online, rows)
+                online = add(online, rows)
             learner = dataclasses.replace(learner, online=online)
             ep_return += np.asarray(rewards, np.float64)
             ep_length += 1
@@ -966,7 +743,7 @@ class Runner:
         learner: Learner,
         k_update: jax.Array,
         key: jax.Array,
-        c: _Counters,
+        c: Counters,
         logger: RunLogger,
     ) -> tuple[Learner, jax.Array]:
         c.update_credit += phase.updates_per_step * self.settings.num_envs
@@ -985,13 +762,13 @@ class Runner:
         if mixing:
             assert learner.offline is not None
             if ratio >= 1.0:
-                data, sample_fn = learner.offline, _sample_buffer
+                data, sample_fn = learner.offline, sample_buffer
             else:
-                offline = _with_extras(learner.offline, set(online.data.extras))
+                offline = with_extras(learner.offline, set(online.data.extras))
                 data = (offline, online, jnp.asarray(ratio, jnp.float32))
                 sample_fn = mixed_sampler(int(getattr(learner.state.config, "utd_ratio", 1)))
         else:
-            data, sample_fn = online, _sample_buffer
+            data, sample_fn = online, sample_buffer
         agent = get_agent(learner.agent_name)
         state, metrics = scan_updates(
             agent.update,
@@ -1039,14 +816,14 @@ class Runner:
         self,
         phase: Phase,
         learner: Learner,
-        c: _Counters,
+        c: Counters,
         logger: RunLogger,
     ) -> float:
         returns = evaluate_vector(
             get_agent(learner.agent_name),
             learner.state,
             self.eval_envs,
-            seed=_derived_seed(self.settings.seed, 10**9),
+            seed=derived_seed(self.settings.seed, 10**9),
             normalize=self._normalize,
         )
         mean = float(returns.mean())
@@ -1070,7 +847,7 @@ class Runner:
         return self._score(mean)
 
     def _log_train(
-        self, phase: Phase, metrics: dict[str, jax.Array], c: _Counters, logger: RunLogger
+        self, phase: Phase, metrics: dict[str, jax.Array], c: Counters, logger: RunLogger
     ) -> None:
         values = {k: float(v) for k, v in metrics.items()}
         logger.log(
@@ -1095,44 +872,21 @@ class Runner:
             dynamic_ncols=True,
         )
 
-    def _summary(self, records: list[dict[str, Any]], c: _Counters) -> dict[str, Any]:
-        from hybridrl.evaluation.stats import o2o_metrics
-
-        evals = [r for r in records if r["kind"] == "eval"]
-        episodes = [
-            r["score"]
-            for r in records
-            if r["kind"] == "episode" and not r.get("cut") and r["env_step"] > 0
-        ]
-        end = self.recipe.env_steps
-        metrics = o2o_metrics(
-            [(r["env_step"], r["score"]) for r in evals],
-            self.switch_step,
-            end,
-            episodes,
+    def _summary(self, records: list[dict[str, Any]], c: Counters) -> dict[str, Any]:
+        metrics = run_summary(
+            records,
+            switch_step=self.switch_step,
+            end_step=self.recipe.env_steps,
             dip_fraction=self.settings.dip_fraction,
             normalized=self.score_unit == "normalized",
             finetune_step=self.finetune_step,
         )
-        q_switch, q_drift = None, None
-        if self.switch_step is not None:
-            before = [r for r in evals if r["env_step"] <= self.switch_step]
-            start, window_end = dip_window(
-                self.switch_step, end, self.settings.dip_fraction, self.finetune_step
-            )
-            after = [r for r in evals if start < r["env_step"] <= window_end]
-            if before and before[-1]["q_probe"] is not None:
-                q_switch = before[-1]["q_probe"]
-                if after and after[-1]["q_probe"] is not None:
-                    q_drift = after[-1]["q_probe"] - q_switch
         return {
             "name": self.recipe.name,
             "task": self.run_info()["task"],
             "seed": self.settings.seed,
             "score_unit": self.score_unit,
             **metrics,
-            "q_at_switch": q_switch,
-            "q_drift": q_drift,
             "switch_step": self.switch_step,
             "total_env_steps": c.env_step,
             "total_updates": c.update,
@@ -1142,46 +896,6 @@ class Runner:
 
 def _has_hidden_dims(config: Any) -> bool:
     return any(f.name == "hidden_dims" for f in dataclasses.fields(config))
-
-
-def _episode_with_mc(steps: list[Transitions], gamma: float, s: RunSettings) -> Transitions:
-    t = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *steps)
-    mc = calql_mc_returns(t, gamma, sparse_reward=s.mc_sparse_reward)
-    return t.replace(extras={"mc_returns": mc})
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    from flax import serialization
-
-    try:
-        return dict(json.loads(serialization.msgpack_restore(path.read_bytes())["meta"]))
-    except Exception as exc:
-        raise HybridRLError(f"checkpoint {path} is unreadable (truncated?): {exc}") from exc
-
-
-def _last_phase_extension(old: dict[str, Any], new: dict[str, Any]) -> int | None:
-    """The old budget when ``new`` differs from ``old`` only by a larger budget (``steps`` or
-    ``updates``) of the last phase; None otherwise."""
-    try:
-        old_last, new_last = old["recipe"]["phases"][-1], new["recipe"]["phases"][-1]
-    except (KeyError, IndexError, TypeError):
-        return None
-    field = "updates" if "updates" in old_last else "steps"
-    before, after = old_last.get(field), new_last.get(field)
-    if not isinstance(before, int) or not isinstance(after, int) or after <= before:
-        return None
-    patched = json.loads(json.dumps(old))
-    patched["recipe"]["phases"][-1][field] = after
-    return before if patched == new else None
-
-
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b)):
-            out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
-        return out
-    return [] if a == b else [prefix.rstrip(".") or "(root)"]
 
 
 def run(

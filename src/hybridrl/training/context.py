@@ -1,0 +1,139 @@
+"""The floor of the run engine: what a run is given (`RunSettings`), what it returns
+(`RunResult`), where it stands (`Counters`), and its derived seeds. Everything else in
+`hybridrl.training` may import this module; it imports none of them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hybridrl.recipes import Recipe
+from hybridrl.training.phases import Learner
+from hybridrl.types import HybridRLError
+
+if TYPE_CHECKING:
+    from hybridrl.training.runner import Runner
+
+CHECKPOINT = "checkpoints/latest.ckpt"
+# (runner, learner, eval record) -> None, called after every evaluation
+EvaluationCallback = Callable[["Runner", Learner, dict[str, Any]], None]
+PROBE_SIZE = 256
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a recipe is run (everything but the recipe and the data).
+
+    Attributes:
+        env_id: Gymnasium id of the training and evaluation environments.
+        seed: the run's seed (networks, sampling, env resets, evaluation episodes).
+        num_envs: vector environments collecting in parallel.
+        eval_episodes: episodes per evaluation (deterministic policy, separate envs; the same
+            start seeds at every evaluation, so curves compare like with like).
+        eval_interval: env steps between evaluations in warm-up/online phases.
+        offline_eval_interval: updates between evaluations in offline phases (and one at the
+            end of every phase that changed the policy).
+        checkpoint_interval: env steps (online) or updates (offline) between checkpoints;
+            also the segment length of the env-reset schedule (see the module docstring).
+        log_interval: updates between ``train`` metric records.
+        chunk_size: offline updates per compiled call.
+        buffer_capacity: maximum rows of the online buffer.
+        dip_fraction: the dip is measured over this first fraction of the env steps after
+            the switch.
+        mc_sparse_reward: Cal-QL's sparse-reward rule for Monte-Carlo returns.
+        reference_returns: ``(random, expert)`` returns for normalized scores; default: the
+            dataset's metadata, then the D4RL table for the env id; else raw returns.
+        asynchronous: subprocess vector envs (worth it for slow simulators only).
+        max_episode_steps, env_kwargs: the envs' time limit and constructor arguments
+            (``gymnasium.make``'s); default: what the dataset recorded for this env id (a
+            Minari env spec), else the registered ones.
+    """
+
+    env_id: str
+    seed: int = 0
+    num_envs: int = 1
+    eval_episodes: int = 10
+    eval_interval: int = 10_000
+    offline_eval_interval: int = 50_000
+    checkpoint_interval: int = 50_000
+    log_interval: int = 1000
+    chunk_size: int = 1000
+    buffer_capacity: int = 1_000_000
+    dip_fraction: float = 0.25
+    mc_sparse_reward: bool = False
+    reference_returns: tuple[float, float] | None = None
+    asynchronous: bool = False
+    max_episode_steps: int | None = None
+    env_kwargs: dict[str, Any] | None = None
+
+    def validate(self, recipe: Recipe) -> None:
+        positive = ("num_envs", "eval_episodes", "eval_interval", "offline_eval_interval")
+        names = [*positive, "checkpoint_interval", "log_interval", "chunk_size", "buffer_capacity"]
+        if self.max_episode_steps is not None:
+            names.append("max_episode_steps")
+        for name in names:
+            if getattr(self, name) <= 0:
+                raise HybridRLError(f"{name} must be positive, got {getattr(self, name)}")
+        n = self.num_envs
+        if self.checkpoint_interval % n:
+            raise HybridRLError(
+                f"checkpoint_interval ({self.checkpoint_interval}) must be a multiple of "
+                f"num_envs ({n})"
+            )
+        for p in recipe.phases:
+            if p.env_steps % n:
+                raise HybridRLError(
+                    f"phase '{p.label}': steps ({p.env_steps}) must be a multiple of num_envs ({n})"
+                )
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings a resumed run must share (everything that changes the numbers)."""
+        d = dataclasses.asdict(self)
+        d.pop("asynchronous")
+        d["reference_returns"] = list(self.reference_returns) if self.reference_returns else None
+        for name in ("max_episode_steps", "env_kwargs"):  # absent from runs written before them
+            if d[name] is None:
+                del d[name]
+        return d
+
+
+@dataclass
+class RunResult:
+    """What `run` returns: the final learner, the summary metrics and the run directory."""
+
+    learner: Learner
+    summary: dict[str, Any]
+    run_dir: Path
+    obs_stats: tuple[np.ndarray, np.ndarray] | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def state(self) -> Any:
+        return self.learner.state
+
+    def evaluations(self) -> list[tuple[int, float]]:
+        return [(r["env_step"], r["score"]) for r in self.records if r["kind"] == "eval"]
+
+
+@dataclass
+class Counters:
+    """Where a run stands; saved in every checkpoint."""
+
+    env_step: int = 0
+    update: int = 0
+    phase_index: int = 0
+    phase_progress: int = 0  # updates (offline) or env steps (warm-up/online) done in the phase
+    phase_started: bool = False  # the phase's hooks have been applied
+    update_credit: float = 0.0
+    elapsed_s: float = 0.0
+    last_eval_update: int = -1
+
+
+def derived_seed(*parts: int) -> int:
+    """A 32-bit seed derived from integers (env resets, evaluation episodes)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
