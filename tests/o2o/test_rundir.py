@@ -291,3 +291,44 @@ def test_an_empty_dataset_is_one_line_and_no_run_directory(tmp_path):
         result = CliRunner().invoke(cli.app, args)
     assert result.exit_code != 0 and not out.exists()
     assert isinstance(result.exception, HybridRLError)
+
+
+def test_a_refused_process_deletes_nothing_of_the_run_that_holds_the_directory(
+    tmp_path, monkeypatch
+):
+    # Another process takes the directory between our mkdir and our lock, and writes in it:
+    # being refused, we must leave all of it (the directory included) alone.
+    target = tmp_path / "new"
+    holder = RunDirectory(target)
+    original = RunDirectory._lock
+
+    def racing(self):
+        if self is not holder:
+            holder.__enter__()
+            (target / "checkpoints").mkdir()
+            (target / "checkpoints" / "latest.ckpt").write_text("theirs")
+        original(self)
+
+    monkeypatch.setattr(RunDirectory, "_lock", racing)
+    with pytest.raises(RunDirectoryBusy):
+        RunDirectory(target).__enter__()
+    assert (target / "checkpoints" / "latest.ckpt").read_text() == "theirs"
+    holder.__exit__(None, None, None)
+
+
+def test_the_dip_evaluation_waits_for_the_first_update():
+    from hybridrl.training.context import RunSettings
+    from hybridrl.training.phases import Offline, Online
+    from hybridrl.training.summary import dip_evaluation_step
+
+    def schedule(update_after: int, eval_interval: int = 1000):
+        phases = (Offline(updates=10), Online(steps=40, update_after=update_after))
+        settings = RunSettings("Pendulum-v1", num_envs=2, eval_interval=eval_interval)
+        return dip_evaluation_step(phases, [(0, 0), (0, 40)], 0, 0, settings)
+
+    # window (0, 10]: only the phase end (40) is on the regular schedule
+    assert schedule(update_after=4) == (10, True)  # an extra evaluation at the window's end
+    assert schedule(update_after=20) == (None, False)  # no update inside the window at all
+    # evaluations every 8 steps: 8 is inside, once updates began before it
+    assert schedule(update_after=4, eval_interval=8) == (None, True)
+    assert schedule(update_after=8, eval_interval=8) == (10, True)

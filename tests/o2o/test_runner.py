@@ -100,7 +100,11 @@ def test_wsrl_switches_agents_and_drops_the_dataset(pendulum_small, tmp_path):
     assert result.state.config.utd_ratio == 4
     assert int(result.learner.online.size) == 40  # warm-up + online, no offline rows
     phases = [r["phase"] for r in result.records if r["kind"] == "eval"]
-    assert phases == ["pretrain", "finetune"]  # the warm-up does not change the policy
+    # no evaluation in the warm-up (it does not change the policy); in fine-tuning, one at the
+    # end of the dip window (env step 20 + 0.25 x 20 = 25 -> 24) and one at the end
+    evals = [(r["phase"], r["env_step"]) for r in result.records if r["kind"] == "eval"]
+    assert evals == [("pretrain", 0), ("finetune", 24), ("finetune", 40)]
+    assert phases == ["pretrain", "finetune", "finetune"]
 
 
 def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path):

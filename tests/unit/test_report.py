@@ -179,8 +179,8 @@ def test_write_report_files_and_table(report):
     assert lines[2][start:].startswith("35.0") and lines[3][start:].startswith("80.0")
     md = (out / "report.md").read_text()
     assert (
-        "| wsrl | norm | 6 | 2 | 50.0 [50.0, 50.0] | 20.0 [20.0, 20.0] | 80.0 [80.0, 80.0] "
-        "| 0.500 [0.500, 0.500] | 0.5 |"
+        "| wsrl | norm | 6 | 2 | 50.0 [50.0, 50.0] | 20.0 [20.0, 20.0] | 30.0 [30.0, 30.0] "
+        "| 80.0 [80.0, 80.0] | 0.500 [0.500, 0.500] | 0.5 |"
     ) in md
     assert "![evaluation curves](curves.png)" in md and md.count("| calql | hopper |") == 3
     rows = json.loads((out / "summary.json").read_text())
@@ -203,7 +203,7 @@ def test_format_table_none_cells_and_bad_format():
     }
     text = format_table([row])
     assert text.splitlines()[2].split() == [
-        "bc", "return", "1", "1", "-", "-", "3.0", "[3.0,", "3.0]", "-", "-"
+        "bc", "return", "1", "1", "-", "-", "-", "3.0", "[3.0,", "3.0]", "-", "-"
     ]  # fmt: skip
     with pytest.raises(ValueError, match="fmt"):
         format_table([row], fmt="html")

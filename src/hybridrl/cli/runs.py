@@ -99,9 +99,13 @@ def run_recipe(
     async_envs: Annotated[
         bool, typer.Option(help="Step the vector envs in subprocesses (slow simulators).")
     ] = False,
-    resume: Annotated[bool, typer.Option(help="Continue the run in OUT from its checkpoint.")] = (
-        False
-    ),
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue the run in OUT from its checkpoint (with --seeds: every seed that "
+            "has a run; the others start)."
+        ),
+    ] = False,
     tensorboard: Annotated[
         bool | None,
         typer.Option(
@@ -163,7 +167,9 @@ def run_recipe(
                 env,
                 dataset=ds,
                 run_dir=run_dir,
-                resume=resume,
+                # With --seeds, a resume continues the seeds that started and starts the
+                # rest, so the command printed after Ctrl-C finishes the whole set.
+                resume=resume and (not seeds or (run_dir / "run.json").exists()),
                 progress=progress,
                 tensorboard=tensorboard,
                 wandb_project=wandb,

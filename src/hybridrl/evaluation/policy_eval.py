@@ -8,8 +8,10 @@ evaluated is exactly what ``hybridrl export`` would write; only that path import
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,30 +133,29 @@ def run_episodes(
     writer_cls = _video_writer() if video is not None else None
     if video is not None:
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep stdout to the results
-    env = make_eval_env(source, env_id, render=video is not None)
     rng = np.random.default_rng(seed)
     returns: list[float] = []
-    frames: list[np.ndarray] = []
-    try:
+    with contextlib.ExitStack() as stack:
+        env = make_eval_env(source, env_id, render=video is not None)
+        stack.callback(env.close)
+        record = None
+        if video is not None and writer_cls is not None:
+            fps = int(env.metadata.get("render_fps") or 30)
+            record = _open_video(stack, writer_cls, Path(video), fps)
         for i in range(episodes):
             obs, _ = env.reset(seed=seed + i)
             total, done = 0.0, False
             while not done:
-                if video is not None:
-                    frames.append(np.asarray(env.render()))
+                if record is not None:
+                    record(env.render())
                 flat = np.asarray(obs, np.float32).reshape(1, -1)
                 action = source.policy.act(flat, deterministic=deterministic, rng=rng)[0]
                 obs, reward, terminated, truncated, _ = env.step(action)
                 total += float(reward)
                 done = bool(terminated or truncated)
-            if video is not None:
-                frames.append(np.asarray(env.render()))
+            if record is not None:
+                record(env.render())
             returns.append(total)
-        fps = int(env.metadata.get("render_fps") or 30)
-    finally:
-        env.close()
-    if video is not None and writer_cls is not None:
-        _write_video(writer_cls, frames, Path(video), fps)
     return np.asarray(returns)
 
 
@@ -167,21 +168,30 @@ def _video_writer() -> Any:
     return imageio
 
 
-def _write_video(imageio: Any, frames: list[np.ndarray], path: Path, fps: int) -> None:
+def _open_video(
+    stack: contextlib.ExitStack[Any], imageio: Any, path: Path, fps: int
+) -> Callable[[Any], None]:
+    """A function that appends one rendered frame to ``path``; frames are streamed to the
+    encoder (ten MuJoCo episodes held in memory would take gigabytes), and the file appears
+    only when the stack closes without an error."""
     from hybridrl.data.io import atomic_path
 
-    if not frames or frames[0].ndim != 3:
-        raise HybridRLError(f"{path}: the environment rendered no RGB frames")
+    stack.enter_context(warnings.catch_warnings())
+    # JAX warns on any fork; the writer forks only to exec ffmpeg, which is safe.
+    warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
+    tmp = stack.enter_context(atomic_path(path, suffix=path.suffix or ".mp4"))
     # macro_block_size=2: H.264 needs even sizes; larger blocks would rescale most renders.
-    with (
-        warnings.catch_warnings(),
-        atomic_path(path, suffix=path.suffix or ".mp4") as tmp,
-        imageio.get_writer(tmp, format="FFMPEG", fps=fps, macro_block_size=2) as w,
-    ):
-        # JAX warns on any fork; the writer forks only to exec ffmpeg, which is safe.
-        warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
-        for frame in frames:
-            w.append_data(frame)
+    writer = stack.enter_context(
+        imageio.get_writer(tmp, format="FFMPEG", fps=fps, macro_block_size=2)
+    )
+
+    def record(frame: Any) -> None:
+        frame = np.asarray(frame)
+        if frame.ndim != 3:
+            raise HybridRLError(f"{path}: the environment rendered no RGB frames")
+        writer.append_data(frame)
+
+    return record
 
 
 def score(ret: float | np.ndarray, reference: tuple[float, float] | None) -> Any:

@@ -7,9 +7,10 @@ the buffers and the counters). The checkpoint's arrays are read into a template 
 structure (agent module, config, optimizers) is rebuilt from the recipe alone: the agent is
 initialized from the recipe's config, then the hooks of every phase the checkpoint has entered
 are replayed on it (``SetConfig``, ``SwitchAgent``, ... decide the state's type and config, as
-in `Runner._restore`); hooks that move data (``SeedBuffer``, ``DropOfflineData``) do not touch
-the state and are skipped, so no buffer and no dataset is needed. Only the ``state`` entry of
-the checkpoint is deserialized.
+in `hybridrl.training.resume.restore`); hooks that move data (``SeedBuffer``,
+``DropOfflineData``) do not touch the state and are skipped, so no buffer and no dataset is
+needed. The whole file is read (msgpack has no partial reads; a run's buffer makes it large),
+but only the ``state`` entry is restored into the template.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ import jax
 import numpy as np
 
 from hybridrl.agents import get_agent
+from hybridrl.envs.make import env_options
 from hybridrl.recipes import Recipe
 from hybridrl.training.checkpoint import load_checkpoint_entry
+from hybridrl.training.context import CHECKPOINT
 from hybridrl.training.phases import Learner
 from hybridrl.types import HybridRLError, SpaceSpec
 
-CHECKPOINT = "checkpoints/latest.ckpt"  # the runner's `CHECKPOINT`
 # Hooks that move buffers, not the agent state: skipped when no buffer is rebuilt.
 _DATA_HOOKS = ("seed_buffer", "drop_offline_data")
 
@@ -97,10 +99,7 @@ def read_run_json(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 def env_kwargs_of(settings: dict[str, Any]) -> dict[str, Any]:
     """The ``gymnasium.make`` options a run's settings recorded (time limit and constructor
     arguments, when the settings have them), to remake the run's env exactly."""
-    out = dict(settings.get("env_kwargs") or {})
-    if settings.get("max_episode_steps") is not None:
-        out["max_episode_steps"] = int(settings["max_episode_steps"])
-    return out
+    return env_options(settings.get("max_episode_steps"), settings.get("env_kwargs"))
 
 
 def restore_run(run_dir: str | os.PathLike[str], *, dataset: Any = None) -> RestoredRun:

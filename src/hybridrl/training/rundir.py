@@ -59,8 +59,14 @@ class RunDirectory:
         try:
             self._lock()
         except BaseException:
-            self._undo()
+            # Refused: what is here may be another live run's. Remove at most the directory
+            # this process made, and only while it is empty.
+            if self._created:
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()
             raise
+        # What the directory held before this run, read under the lock (`_undo` keeps it).
+        self._before = {p.name for p in self.path.iterdir()}
         return self
 
     def __exit__(
@@ -82,14 +88,15 @@ class RunDirectory:
     # ----------------------------------------------------------------------- pieces
     def _make_directory(self) -> None:
         try:
-            if self.path.is_dir():
-                self._before = {p.name for p in self.path.iterdir()}
-            else:
+            try:
                 self.path.mkdir(parents=True)
                 self._created = True
+            except FileExistsError:
+                pass  # an existing directory (or a file, which the probe below reports)
             probe = self.path / f".write-test-{os.getpid()}"
             probe.write_text("")
-            probe.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                probe.unlink()
         except OSError as exc:
             if self._created:
                 with contextlib.suppress(OSError):

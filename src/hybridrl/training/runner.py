@@ -333,31 +333,24 @@ class Runner:
                 stacklevel=3,
             )
 
-    def _dip_evaluation_step(self) -> int | None:
-        if self.switch_step is None or self.finetune_step is None:
-            return None
-        return dip_evaluation_step(
-            self.recipe.phases,
-            self.phase_bounds,
-            self.switch_step,
-            self.finetune_step,
-            self.settings,
-            self.recipe.env_steps,
-        )
-
-    def _warn_if_no_evaluation_in_the_dip_window(self) -> None:
-        self.dip_eval_step = self._dip_evaluation_step()
-        if self.switch_step is None or self.dip_eval_step is not None:
+    def _schedule_dip_evaluation(self) -> None:
+        """Set ``dip_eval_step`` (an extra evaluation at the end of the dip window when the
+        regular schedule has none inside it), and warn when no evaluation can fall inside."""
+        self.dip_eval_step: int | None = None
+        if self.switch_step is None:
             return
         s = self.settings
-        start, end = dip_window(
-            self.switch_step, self.recipe.env_steps, s.dip_fraction, self.finetune_step
+        self.dip_eval_step, possible = dip_evaluation_step(
+            self.recipe.phases, self.phase_bounds, self.switch_step, self.finetune_step, s
         )
-        if self.finetune_step is None or end < self.finetune_step + s.num_envs:
+        if not possible:
+            start, end = dip_window(
+                self.switch_step, self.recipe.env_steps, s.dip_fraction, self.finetune_step
+            )
             warnings.warn(
-                f"no evaluation can fall in the dip window (env steps {start} to {end:g}): "
-                "the dip will be undefined (null); give the online phase more steps or "
-                "raise dip_fraction",
+                f"no evaluation can fall in the dip window (env steps {start} to {end:g}, "
+                "after the first update): the dip will be undefined (null); give the online "
+                "phase more steps or raise dip_fraction",
                 stacklevel=4,
             )
 
@@ -465,13 +458,14 @@ class Runner:
                 counters.phase_progress, counters.update_credit = extended_from, 0.0
         # The envs before any file: an env that cannot be made must not leave a run behind.
         envs = self._make_envs(self.settings.num_envs, asynchronous=self.settings.asynchronous)
+        logger: RunLogger | None = None
         try:
             self.eval_envs = self._make_envs(self.settings.eval_episodes)
             self._warn_if_checkpoints_cut_every_episode()
-            self._warn_if_no_evaluation_in_the_dip_window()
-            # Only now, with the checkpoint read, may the run's files be rewritten.
-            with atomic_path(run_json) as tmp:
-                tmp.write_text(json.dumps(self.run_info(), indent=2))
+            self._schedule_dip_evaluation()
+            # Only now, with the checkpoint read, may the run's files be rewritten: the metric
+            # files first (the logger starts its optional backends before it writes them),
+            # run.json last, so a failure cannot leave a run.json the old command refuses.
             logger = RunLogger(
                 self.run_dir,
                 records,
@@ -479,10 +473,14 @@ class Runner:
                 wandb_project=self.wandb_project,
                 run_config=self.fingerprint(),
             )
+            with atomic_path(run_json) as tmp:
+                tmp.write_text(json.dumps(self.run_info(), indent=2))
         except BaseException:
             envs.close()
             if hasattr(self, "eval_envs"):
                 self.eval_envs.close()
+            if logger is not None:
+                logger.close()
             raise
         run_dir.started()
         if resume:
