@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from hybridrl.agents.spec import AgentSpec
 from hybridrl.data.transitions import Transitions
 
 
@@ -55,3 +56,6 @@ def act(
     if deterministic:
         return jnp.zeros((observations.shape[0], 1))
     return jax.random.uniform(key, (observations.shape[0], 1), minval=-1.0, maxval=1.0)
+
+
+SPEC = AgentSpec()  # no critic to probe, no Monte-Carlo returns, one minibatch

@@ -1,11 +1,13 @@
 """Agents: one small module per algorithm, each with ``Config``, ``State``, ``init``,
-``update`` and ``act`` (pure functions of pytrees). `get_agent` looks one up by name."""
+``update`` and ``act`` (pure functions of pytrees), and ``SPEC`` (`AgentSpec`: what it needs from
+the runner). `get_agent` looks one up by name, `agent_spec` reads its declaration."""
 
 from __future__ import annotations
 
 from types import ModuleType
 
 from hybridrl.agents import awac, bc, calql, cql, edac, iql, sac, td3, td3_bc
+from hybridrl.agents.spec import AgentSpec
 from hybridrl.types import HybridRLError
 
 AGENTS: dict[str, ModuleType] = {
@@ -29,3 +31,12 @@ def get_agent(name: str) -> ModuleType:
         raise HybridRLError(
             f"unknown agent '{name}'; available: {', '.join(sorted(AGENTS))}"
         ) from None
+
+
+def agent_spec(agent: str | ModuleType) -> AgentSpec:
+    """The `AgentSpec` an agent module declares as ``SPEC`` (by module or registry name)."""
+    module = get_agent(agent) if isinstance(agent, str) else agent
+    spec = getattr(module, "SPEC", None)
+    if not isinstance(spec, AgentSpec):
+        raise HybridRLError(f"agent module {module.__name__} declares no SPEC (an AgentSpec)")
+    return spec

@@ -47,6 +47,7 @@ from hybridrl.agents.iql import (
     policy_actions,
     weighted_regression_loss,
 )
+from hybridrl.agents.spec import AgentSpec
 from hybridrl.core import losses
 from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TargetTrainState, TrainState
@@ -184,3 +185,7 @@ def act(
     """Actions in [-1, 1]: a policy sample clipped to [-1, 1] (AWAC explores with its
     stochastic policy online), or the mean tanh(μ(s)) when ``deterministic``."""
     return policy_actions(state.actor, observations, key, deterministic)
+
+
+# What the runner reads (hybridrl.agents.spec).
+SPEC = AgentSpec(q_probe=True)

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from hybridrl.agents.spec import AgentSpec
 from hybridrl.core import losses
 from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TrainState
@@ -129,3 +130,7 @@ def act(
         return out
     actions = out.mode() if deterministic else out.sample(key)
     return jnp.clip(actions, -1.0, 1.0)
+
+
+# What the runner reads (hybridrl.agents.spec).
+SPEC = AgentSpec()

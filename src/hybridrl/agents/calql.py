@@ -30,6 +30,7 @@ from flax import struct
 
 from hybridrl.agents import cql
 from hybridrl.agents.cql import Metrics, State, act, init
+from hybridrl.agents.spec import AgentSpec, utd_minibatches
 from hybridrl.data.transitions import Transitions
 from hybridrl.types import HybridRLError
 
@@ -55,3 +56,11 @@ def update(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Met
             "(use Dataset.with_mc_returns(gamma) for offline data)"
         )
     return cql.update(state, batch, key)
+
+
+# What the runner reads (hybridrl.agents.spec).
+SPEC = AgentSpec(
+    q_probe=True,
+    needs_mc_returns=lambda config: True,
+    minibatches_per_update=utd_minibatches,
+)

@@ -57,9 +57,11 @@ from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from hybridrl.agents import sac
+from hybridrl.agents.spec import AgentSpec, utd_minibatches
 from hybridrl.core import losses
 from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TrainState
@@ -279,3 +281,11 @@ def act(
 ) -> jax.Array:
     """Actions in [-1, 1] (SAC's tanh-Gaussian policy; ``tanh(mean)`` when deterministic)."""
     return sac.act(state, observations, key, deterministic)
+
+
+# What the runner reads (hybridrl.agents.spec).
+SPEC = AgentSpec(
+    q_probe=True,
+    needs_mc_returns=lambda config: bool(np.asarray(config.enable_calql)),
+    minibatches_per_update=utd_minibatches,
+)

@@ -43,6 +43,7 @@ from flax import struct
 
 from hybridrl.agents import sac
 from hybridrl.agents.sac import Metrics
+from hybridrl.agents.spec import AgentSpec, utd_minibatches
 from hybridrl.core import losses
 from hybridrl.data.transitions import Transitions
 from hybridrl.types import HybridRLError
@@ -148,3 +149,7 @@ def critic_loss(
 def update(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Metrics]:
     """One EDAC update: `sac.update` with η · ES added to every critic step's loss."""
     return sac.update(state, batch, key, critic_regularizer=diversity_regularizer)
+
+
+# What the runner reads (hybridrl.agents.spec).
+SPEC = AgentSpec(q_probe=True, minibatches_per_update=utd_minibatches)

@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from hybridrl.agents.spec import AgentSpec
 from hybridrl.core import losses
 from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TargetTrainState, TrainState
@@ -262,3 +263,7 @@ def act(
     """Actions in [-1, 1]: the Gaussian's mean tanh(μ(s)) when ``deterministic`` (the official
     evaluation), else a sample clipped to [-1, 1]; a deterministic actor always returns π(s)."""
     return policy_actions(state.actor, observations, key, deterministic)
+
+
+# What the runner reads (hybridrl.agents.spec).
+SPEC = AgentSpec(q_probe=True)

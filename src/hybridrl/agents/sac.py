@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from hybridrl.agents.spec import AgentSpec, utd_minibatches
 from hybridrl.core import losses
 from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TargetTrainState, TrainState
@@ -304,3 +305,7 @@ def act(
     """Actions in [-1, 1] for a batch of observations (``tanh(mean)`` when deterministic)."""
     dist = state.actor.apply_fn({"params": state.actor.params}, observations)
     return dist.mode() if deterministic else dist.sample(key)
+
+
+# What the runner reads (hybridrl.agents.spec).
+SPEC = AgentSpec(q_probe=True, minibatches_per_update=utd_minibatches)

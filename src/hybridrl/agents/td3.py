@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from hybridrl.agents.spec import AgentSpec
 from hybridrl.core import losses
 from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TargetTrainState
@@ -215,3 +216,7 @@ def act(
         return actions
     noise = state.config.exploration_noise * jax.random.normal(key, actions.shape, actions.dtype)
     return jnp.clip(actions + noise, -1.0, 1.0)
+
+
+# What the runner reads (hybridrl.agents.spec).
+SPEC = AgentSpec(q_probe=True)

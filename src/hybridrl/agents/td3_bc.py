@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from hybridrl.agents import td3
+from hybridrl.agents.spec import AgentSpec
 from hybridrl.core import losses
 from hybridrl.data.transitions import Transitions
 
@@ -67,3 +68,7 @@ def td3_bc_actor_loss(
 def update(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Metrics]:
     """One TD3 update with the TD3+BC actor loss (see `hybridrl.agents.td3.update`)."""
     return td3.update(state, batch, key, actor_loss=td3_bc_actor_loss)
+
+
+# What the runner reads (hybridrl.agents.spec).
+SPEC = AgentSpec(q_probe=True)

@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from hybridrl.agents import agent_spec
 from hybridrl.data.replay import ReplayBuffer, replay_add, replay_sample
 from hybridrl.data.samplers import sample_mixed
 from hybridrl.data.transitions import Transitions, calql_mc_returns
@@ -55,10 +56,10 @@ def add_rows(buffer: ReplayBuffer, rows: Transitions) -> ReplayBuffer:
 
 
 def agent_needs_mc(agent_name: str, config: Any) -> bool:
-    """Whether ``agent_name``'s updates read ``mc_returns``: Cal-QL always, CQL when its
-    calibration is on; agents switched to from them (SAC in WSRL) never."""
-    calibrated = bool(np.asarray(getattr(config, "enable_calql", False)))
-    return agent_name == "calql" or (agent_name == "cql" and calibrated)
+    """Whether ``agent_name``'s updates read ``mc_returns`` under ``config``, as the agent
+    declares (`AgentSpec.needs_mc_returns`): Cal-QL always, CQL when its calibration is on,
+    agents switched to from them (SAC in WSRL) never."""
+    return bool(agent_spec(agent_name).needs_mc_returns(config))
 
 
 def with_extras(buffer: ReplayBuffer, keys: set[str]) -> ReplayBuffer:

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from hybridrl.agents import get_agent
+from hybridrl.agents import agent_spec, get_agent
 from hybridrl.data.d4rl import d4rl_reference_scores
 from hybridrl.data.dataset import Dataset, check_against_spaces, with_env_spaces
 from hybridrl.data.io import atomic_path
@@ -764,7 +764,8 @@ class Runner:
             else:
                 offline = with_extras(learner.offline, set(online.data.extras))
                 data = (offline, online, jnp.asarray(ratio, jnp.float32))
-                sample_fn = mixed_sampler(int(getattr(learner.state.config, "utd_ratio", 1)))
+                groups = agent_spec(learner.agent_name).minibatches_per_update(learner.state.config)
+                sample_fn = mixed_sampler(int(groups))
         else:
             data, sample_fn = online, sample_buffer
         agent = get_agent(learner.agent_name)
@@ -805,7 +806,7 @@ class Runner:
         return np.asarray(learner.offline.data.observations)[np.sort(rows)]
 
     def _q_probe(self, learner: Learner) -> float | None:
-        if self.probe is None or not hasattr(learner.state, "critic"):
+        if self.probe is None or not agent_spec(learner.agent_name).q_probe:
             return None
         agent = get_agent(learner.agent_name)
         return float(_q_probe_fn(agent)(learner.state, self.probe))

@@ -1,0 +1,51 @@
+"""What an agent declares to the runner, instead of the runner guessing from names or
+``getattr`` (GUIDE: "an agent's needs are declared by the agent").
+
+Every agent module defines ``SPEC = AgentSpec(...)``; `hybridrl.agents.agent_spec` reads it and
+refuses a module without one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+def _never(config: Any) -> bool:
+    return False
+
+
+def _one(config: Any) -> int:
+    return 1
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """An agent's needs and abilities.
+
+    Attributes:
+        on_policy: updates from rollouts of its own policy (`OnPolicy` phases), not from
+            minibatches of a replay buffer (`Offline`/`Online` phases).
+        action_kinds: the action spaces it can act in: ``"box"`` (actions in [-1, 1]) and/or
+            ``"discrete"``. A run on another kind is refused before it starts.
+        q_probe: its state has ``critic`` applied as ``critic(obs, actions) -> Q per critic``,
+            so the runner can log the mean Q of the policy's actions on fixed states.
+        needs_mc_returns: ``config -> bool``, whether its updates read the ``mc_returns``
+            extra (Cal-QL's Monte-Carlo returns) under that config.
+        minibatches_per_update: ``config -> int``, how many minibatches one update splits its
+            batch into (the update-to-data ratio G of RLPD-style agents): the mixed sampler
+            mixes offline and online data in each of them.
+    """
+
+    on_policy: bool = False
+    action_kinds: tuple[str, ...] = ("box",)
+    q_probe: bool = False
+    needs_mc_returns: Callable[[Any], bool] = _never
+    minibatches_per_update: Callable[[Any], int] = _one
+
+
+def utd_minibatches(config: Any) -> int:
+    """``config.utd_ratio``: for the agents whose update splits its batch into that many
+    minibatches (SAC, CQL, Cal-QL)."""
+    return int(config.utd_ratio)
