@@ -44,7 +44,8 @@ class SpaceSpec:
         shape: the shape of one element (``()`` for discrete).
         dtype: numpy dtype name of one element.
         low, high: per-element bounds for boxes (lists, may hold +-inf); ``None`` for discrete.
-        n: number of actions for discrete spaces.
+        n: number of actions for discrete spaces: actions are int64 indices in ``[0, n)``,
+            stored as an array of shape (N,) (Gymnasium ``Discrete(n)`` with ``start=0``).
     """
 
     kind: str
@@ -65,6 +66,12 @@ class SpaceSpec:
                 high=tuple(float(x) for x in np.asarray(space.high).ravel()),
             )
         if isinstance(space, gym.spaces.Discrete):
+            if int(space.start) != 0:
+                # data store indices in [0, n); a shifted space would need the shift everywhere
+                raise HybridRLError(
+                    f"unsupported space {space!r}: hybridrl handles Discrete spaces that start "
+                    "at 0 (actions are indices in [0, n))"
+                )
             return SpaceSpec(kind="discrete", shape=(), dtype="int64", n=int(space.n))
         raise HybridRLError(
             f"unsupported space {space!r}: hybridrl handles Box and Discrete spaces "

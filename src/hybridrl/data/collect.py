@@ -1,5 +1,7 @@
 """Roll out a behaviour policy in a Gymnasium environment into a `Dataset`.
 
+Box and Discrete action spaces are both recorded: discrete actions as int64 indices of shape
+(N,) (see `hybridrl.data.transitions`), with only epsilon-random noise (``random_action_prob``).
 Boundaries are recorded exactly: ``terminated`` becomes ``terminals``, ``truncated`` (time
 limit) becomes ``timeouts``, and when the step budget ends mid-episode the last step is marked
 as a time-out (``provenance['final_episode_cut']`` says so). The whole run is deterministic for
@@ -84,6 +86,12 @@ def collect(
     env = make_env(env_id, **(env_kwargs or {}))
     obs_space = SpaceSpec.from_gym(env.observation_space)
     act_space = SpaceSpec.from_gym(env.action_space)
+    if act_space.kind == "discrete" and noise.gaussian_std > 0:
+        env.close()
+        raise HybridRLError(
+            f"{env_id} has a {act_space.describe()} action space: Gaussian action noise needs a "
+            "Box; use random_action_prob (epsilon-random actions) instead"
+        )
     policy = policy or RandomPolicy(act_space)
     rng = np.random.default_rng(seed)
     try:
@@ -213,12 +221,16 @@ def _rollout(
 def apply_noise(
     action: np.ndarray, space: SpaceSpec, noise: NoiseConfig, rng: np.random.Generator
 ) -> np.ndarray:
-    """One action with ``noise`` applied (Gaussian, then epsilon-random), clipped to bounds."""
+    """One action with ``noise`` applied (Gaussian, then epsilon-random), clipped to bounds.
+
+    A discrete action (an integer in ``[0, n)``, refused otherwise) takes only the
+    epsilon-random noise and is returned as an int64 scalar."""
     if space.kind == "discrete":
+        assert space.n is not None
+        checked = _discrete_action(action, space.n)
         if noise.random_action_prob > 0 and rng.random() < noise.random_action_prob:
-            assert space.n is not None
-            return np.asarray(rng.integers(0, space.n))
-        return np.asarray(action)
+            return np.asarray(rng.integers(0, space.n), np.int64)
+        return checked
     lo, hi = space.low_array, space.high_array
     action = np.asarray(action, dtype=np.float64).reshape(space.shape)
     if noise.gaussian_std > 0:
@@ -227,6 +239,18 @@ def apply_noise(
     if noise.random_action_prob > 0 and rng.random() < noise.random_action_prob:
         action = rng.uniform(lo, hi)
     return np.clip(action, lo, hi).astype(np.float32)
+
+
+def _discrete_action(action: Any, n: int) -> np.ndarray:
+    """A policy's action for a Discrete(n) space as an int64 scalar; one clear line when it is
+    not a single integer in [0, n) (a float would be stored and then refused by the loader)."""
+    a = np.asarray(action)
+    if a.size != 1 or not np.issubdtype(a.dtype, np.integer) or not 0 <= int(a.ravel()[0]) < n:
+        raise HybridRLError(
+            f"the behaviour policy gave the action {a.tolist()!r} ({a.dtype}) for a "
+            f"Discrete({n}) action space, which takes one integer in [0, {n})"
+        )
+    return a.reshape(()).astype(np.int64)
 
 
 def evaluate_policy(

@@ -331,14 +331,7 @@ def check_against_spaces(
         )
     act = np.asarray(t.actions)
     if act_space.kind == "discrete":
-        assert act_space.n is not None
-        if act.ndim != 1 or np.any(act < 0) or np.any(act >= act_space.n):
-            raise DatasetError(
-                f"must be integers in [0, {act_space.n}) with shape (N,), got shape {act.shape} "
-                f"and range [{act.min() if act.size else '-'}, {act.max() if act.size else '-'}]",
-                path=path,
-                field="actions",
-            )
+        _check_discrete_actions(act, act_space, path)
         return
     if act.shape[1:] != tuple(act_space.shape):
         raise DatasetError(
@@ -359,6 +352,35 @@ def check_against_spaces(
                 path=path,
                 field="actions",
             )
+
+
+def _check_discrete_actions(act: np.ndarray, space: SpaceSpec, path: str | None) -> None:
+    """The discrete-action convention: an integer array of shape (N,) with values in [0, n)."""
+    assert space.n is not None
+    n = space.n
+    if not np.issubdtype(act.dtype, np.integer):
+        raise DatasetError(
+            f"holds {act.dtype} values, but the action space {space.describe()} needs integer "
+            f"actions in [0, {n}) (store them as int64, e.g. actions.astype(np.int64))",
+            path=path,
+            field="actions",
+        )
+    if act.ndim != 1:
+        hint = "; flatten it to (N,)" if act.ndim == 2 and act.shape[1] == 1 else ""
+        raise DatasetError(
+            f"has shape {act.shape}, but the action space {space.describe()} needs shape "
+            f"(N,){hint}",
+            path=path,
+            field="actions",
+        )
+    bad = np.flatnonzero((act < 0) | (act >= n))
+    if bad.size:
+        raise DatasetError(
+            f"{bad.size} rows hold actions outside [0, {n}) of the action space "
+            f"{space.describe()} (first at row {int(bad[0])}: {int(act[bad[0]])})",
+            path=path,
+            field="actions",
+        )
 
 
 def has_bounds(space: SpaceSpec) -> bool:

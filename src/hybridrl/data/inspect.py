@@ -329,7 +329,13 @@ def _action_stats(ds: Dataset) -> dict[str, Any]:
         return _field_stats(act)
     n_act = int(ds.metadata.action_space.n or 0)
     counts = np.bincount(act.astype(np.int64).ravel(), minlength=n_act)
-    return {"shape": [], "dtype": str(act.dtype), "counts": [int(c) for c in counts]}
+    total = max(int(counts.sum()), 1)
+    return {
+        "shape": [],
+        "dtype": str(act.dtype),
+        "counts": [int(c) for c in counts],  # the histogram of actions 0..n-1
+        "fractions": [float(c) / total for c in counts],
+    }
 
 
 def _trajectory_quality(
@@ -447,7 +453,11 @@ def format_report(report: dict[str, Any]) -> str:
     for field in ("observations", "actions", "rewards"):
         stats = report[field]
         if "counts" in stats:
-            counts = ", ".join(f"{i}: {c}" for i, c in enumerate(stats["counts"]))
+            fractions = stats.get("fractions") or [0.0] * len(stats["counts"])
+            counts = ", ".join(
+                f"{i}: {c} ({100 * f:.1f}%)"
+                for i, (c, f) in enumerate(zip(stats["counts"], fractions, strict=True))
+            )
             lines.append(f"  {field:<14} counts {counts}")
             continue
         if "min" not in stats:

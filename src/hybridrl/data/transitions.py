@@ -16,6 +16,10 @@ field                     shape       meaning
                                       ``mc_returns``, ``behavior_log_probs``, ``episode_ids``
 ========================  ==========  ===================================================
 
+Actions in a Box space are float32 of shape (N, *act); in a Discrete(n) space they are int64
+indices in ``[0, n)`` of shape (N,) (the space's metadata kind is ``"discrete"`` with ``n``;
+`hybridrl.data.dataset.check_against_spaces` enforces both).
+
 An episode ends at a step with ``terminals or timeouts``. The TD target is
 ``r + gamma * (1 - terminals) * V(s')``; time-outs never stop bootstrapping. Nothing in the
 library infers an episode boundary silently: loaders that must infer them say so in the
@@ -91,14 +95,17 @@ def make_transitions(
 ) -> Transitions:
     """Build `Transitions` from numpy-like arrays with the library's dtypes.
 
-    Observations keep their dtype (float64 is cast to float32); rewards are float32,
-    terminals/timeouts are float32 0/1 flags (convenient inside TD targets).
+    Observations keep their dtype (float64 is cast to float32); float actions are float32 and
+    integer (discrete) actions int64; rewards are float32, terminals/timeouts are float32 0/1
+    flags (convenient inside TD targets).
     """
     obs = _as_float(observations)
     next_obs = _as_float(next_observations)
     act = np.asarray(actions)
     if np.issubdtype(act.dtype, np.floating):
         act = act.astype(np.float32)
+    elif np.issubdtype(act.dtype, np.integer):
+        act = act.astype(np.int64)  # discrete actions: one int64 index per step
     n = np.asarray(rewards).shape[0]
     return Transitions(
         observations=obs,

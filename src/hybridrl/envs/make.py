@@ -41,33 +41,123 @@ def env_spaces(env_id: str, **kwargs: Any) -> tuple[SpaceSpec, SpaceSpec]:
         env.close()
 
 
-def make_unit_action_env(env_id: str, **kwargs: Any) -> gym.Env:
-    """``env_id`` with Box actions rescaled to [-1, 1], the range every agent acts in."""
+ACTION_KINDS = ("box", "discrete")
+"""The action-space kinds an agent can declare (`hybridrl.agents.spec.AgentSpec.action_kinds`)."""
+
+
+def check_action_kind(
+    env_id: str,
+    space: gym.Space | SpaceSpec,
+    action_kinds: tuple[str, ...] = ("box",),
+    *,
+    agent: str | None = None,
+) -> SpaceSpec:
+    """``space`` as a `SpaceSpec`, or one `HybridRLError` line when an agent that acts only in
+    ``action_kinds`` cannot act in it, e.g. ``CartPole-v1 has a Discrete(2) action space;
+    agent 'sac' acts only in box spaces``."""
+    unknown = [k for k in action_kinds if k not in ACTION_KINDS]
+    if unknown or not action_kinds:
+        raise HybridRLError(
+            f"action_kinds must be a non-empty subset of {ACTION_KINDS}, got {action_kinds}"
+        )
+    spec = space if isinstance(space, SpaceSpec) else SpaceSpec.from_gym(space)
+    if spec.kind not in action_kinds:
+        who = f"agent '{agent}'" if agent else "the agent"
+        kinds = " or ".join(action_kinds)
+        raise HybridRLError(
+            f"{env_id} has a {spec.describe()} action space; {who} acts only in {kinds} spaces"
+        )
+    return spec
+
+
+def make_unit_action_env(
+    env_id: str,
+    *,
+    action_kinds: tuple[str, ...] = ("box",),
+    agent: str | None = None,
+    **kwargs: Any,
+) -> gym.Env:
+    """``env_id`` as agents see it: Box actions rescaled to [-1, 1] (the range every
+    continuous agent acts in), Discrete actions passed through unchanged (integers in
+    ``[0, n)``).
+
+    ``action_kinds`` are the kinds of action space the caller's agent supports (its
+    ``SPEC.action_kinds``; ``agent`` names it in the error): another kind is refused with one
+    line naming the env, its action space and the supported kinds. The default, Box only,
+    is what every agent before discrete support could use.
+    """
     env = make_env(env_id, **kwargs)
-    if not isinstance(env.action_space, gym.spaces.Box):
-        raise HybridRLError(f"{env_id}: continuous-control agents need a Box action space")
-    ones = np.ones(env.action_space.shape, np.float32)
+    try:
+        spec = check_action_kind(env_id, env.action_space, action_kinds, agent=agent)
+    except HybridRLError:
+        env.close()
+        raise
+    if spec.kind == "discrete":
+        return env
+    ones = np.ones(spec.shape, np.float32)
     return gym.wrappers.RescaleAction(env, -ones, ones)
 
 
 def make_vector_env(
-    env_id: str, num_envs: int, *, asynchronous: bool = False, **kwargs: Any
+    env_id: str,
+    num_envs: int,
+    *,
+    asynchronous: bool = False,
+    action_kinds: tuple[str, ...] = ("box",),
+    agent: str | None = None,
+    **kwargs: Any,
 ) -> gym.vector.VectorEnv:
     """``num_envs`` copies of `make_unit_action_env` as a Gymnasium vector env.
 
     Autoreset is ``SAME_STEP``: when a sub-env's episode ends, ``step`` already returns the
     next episode's first observation and puts the true final one in ``info["final_obs"]``, so
-    every step yields one complete transition (no dummy step between episodes).
+    every step yields one complete transition (no dummy step between episodes). A Discrete
+    action space gives a ``MultiDiscrete`` batch space: ``step`` takes an integer array of
+    shape ``(num_envs,)``. ``action_kinds`` and ``agent``: as in `make_unit_action_env`.
     """
     if num_envs <= 0:
         raise HybridRLError(f"num_envs must be positive, got {num_envs}")
-    make_env(env_id, **kwargs).close()  # unknown ids and spaces fail here with a clear error
-    fns = [lambda: make_unit_action_env(env_id, **kwargs) for _ in range(num_envs)]
+    # unknown ids, unsupported spaces and an action kind the agent lacks fail here, clearly
+    probe = make_env(env_id, **kwargs)
+    try:
+        check_action_kind(env_id, probe.action_space, action_kinds, agent=agent)
+    finally:
+        probe.close()
+    fns = [
+        lambda: make_unit_action_env(env_id, action_kinds=action_kinds, agent=agent, **kwargs)
+        for _ in range(num_envs)
+    ]
     mode = gym.vector.AutoresetMode.SAME_STEP
     if asynchronous:
         # spawn, not fork: forking a process that runs JAX threads can deadlock
         return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode, context="spawn")
     return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+
+
+def env_actions(actions: Any, space: gym.Space, num: int | None = None) -> np.ndarray:
+    """An agent's batch of actions as a Gymnasium env takes them: for a Discrete space an
+    int64 array of shape ``(num,)`` (a ``(num, 1)`` batch is flattened), refused with one line
+    unless every action is an integer in ``[0, n)``; any other space unchanged.
+
+    Args:
+        actions: the agent's actions (jax or numpy), one row per sub-env.
+        space: one sub-env's action space (``envs.single_action_space``).
+        num: the expected batch size (``envs.num_envs``); None accepts any.
+    """
+    out = np.asarray(actions)
+    if not isinstance(space, gym.spaces.Discrete):
+        return out
+    n, start = int(space.n), int(space.start)
+    flat = out.reshape(-1) if out.ndim == 2 and out.shape[1] == 1 else out
+    integral = np.issubdtype(flat.dtype, np.integer)
+    wrong_shape = flat.ndim != 1 or (num is not None and flat.shape[0] != num)
+    if wrong_shape or not integral or np.any(flat < start) or np.any(flat >= start + n):
+        raise HybridRLError(
+            f"a {type(space).__name__}({n}) action space takes integer actions in "
+            f"[{start}, {start + n}), one per sub-env; the agent gave {out.dtype} actions of "
+            f"shape {out.shape}" + (f" in [{flat.min()}, {flat.max()}]" if flat.size else "")
+        )
+    return flat.astype(np.int64)
 
 
 def env_options(max_episode_steps: int | None, env_kwargs: dict[str, Any] | None) -> dict[str, Any]:

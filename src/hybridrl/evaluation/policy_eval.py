@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from hybridrl.data.d4rl import d4rl_reference_scores
-from hybridrl.envs.make import make_env
+from hybridrl.envs.make import env_actions, make_env
 from hybridrl.policies import MLPPolicy
 from hybridrl.types import HybridRLError, SpaceSpec
 
@@ -149,7 +149,9 @@ def run_episodes(
                 if record is not None:
                     record(env.render())
                 flat = np.asarray(obs, np.float32).reshape(1, -1)
-                action = source.policy.act(flat, deterministic=deterministic, rng=rng)[0]
+                batch = source.policy.act(flat, deterministic=deterministic, rng=rng)
+                # a Discrete env takes a Python-int-like scalar in [0, n), refused otherwise
+                action = env_actions(batch, env.action_space, 1)[0]
                 obs, reward, terminated, truncated, _ = env.step(action)
                 total += float(reward)
                 done = bool(terminated or truncated)

@@ -1,5 +1,9 @@
 """Rolling out an agent's policy: the one jitted ``act`` per agent module, and deterministic
-evaluation episodes on a Gymnasium vector env (one episode per sub-env)."""
+evaluation episodes on a Gymnasium vector env (one episode per sub-env).
+
+Actions reach the env in its own form: floats in [-1, 1] for a Box space (the env made by
+`hybridrl.envs.make.make_vector_env` rescales them), integers in ``[0, n)`` for a Discrete one.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from typing import Any
 import gymnasium as gym
 import jax
 import numpy as np
+
+from hybridrl.envs.make import env_actions
 
 
 @cache
@@ -39,7 +45,7 @@ def evaluate_vector(
     running = np.ones(n, bool)
     while running.any():
         x = normalize(obs) if normalize else np.asarray(obs, np.float32)
-        actions = np.asarray(act(state, x, key, True))
+        actions = env_actions(act(state, x, key, True), envs.single_action_space, n)
         obs, rewards, terminated, truncated, _ = envs.step(actions)
         returns += np.where(running, rewards, 0.0)
         running &= ~(np.asarray(terminated) | np.asarray(truncated))
