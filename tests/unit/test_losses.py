@@ -209,3 +209,45 @@ def test_losses_jit_without_recompiling_on_hyperparameters() -> None:
     for e, b, t in [(0.7, 3.0, 0.005), (0.9, 10.0, 0.01)]:
         step(jnp.float32(e), jnp.float32(b), jnp.float32(t))
     assert len(traces) == 1
+
+
+# ----------------------------------------------------------------------------- PPO
+def test_ppo_clipped_surrogate_by_hand() -> None:
+    ratio = jnp.array([1.5, 0.5, 1.1, 0.7, 1.5])
+    adv = jnp.array([1.0, 1.0, -1.0, -1.0, -1.0])
+    old = jnp.zeros(5)
+    # eps 0.2; per sample max(-A r, -A clip(r, 0.8, 1.2)):
+    # [max(-1.5, -1.2), max(-0.5, -0.8), max(1.1, 1.1), max(0.7, 0.8), max(1.5, 1.2)]
+    # = [-1.2, -0.5, 1.1, 0.8, 1.5]; mean 1.7 / 5 = 0.34
+    close(L.ppo_clipped_surrogate_loss(jnp.log(ratio), old, adv, 0.2), 0.34)
+    # d/dlog pi: clipped branch active -> 0; else -A r / 5: [0, -0.1, 0.22, 0, 0.3]
+    grad = jax.grad(L.ppo_clipped_surrogate_loss)(jnp.log(ratio), old, adv, 0.2)
+    close(grad, [0.0, -0.1, 0.22, 0.0, 0.3])
+    # old log-probs and advantages are constants
+    close(jax.grad(L.ppo_clipped_surrogate_loss, argnums=1)(jnp.log(ratio), old, adv, 0.2), [0] * 5)
+    close(jax.grad(L.ppo_clipped_surrogate_loss, argnums=2)(jnp.log(ratio), old, adv, 0.2), [0] * 5)
+
+
+def test_ppo_value_loss_clipped_and_unclipped_by_hand() -> None:
+    v = jnp.array([1.0, 2.0, 0.0])
+    old = jnp.array([0.5, 2.0, 1.0])
+    ret = jnp.array([2.0, 1.0, 1.0])
+    # unclipped (V - R)^2 = [1, 1, 1]; clipped V = old + clip(V - old, ±0.2) = [0.7, 2.0, 0.8]
+    # -> (.. - R)^2 = [1.69, 1, 0.04]; max = [1.69, 1, 1]; 0.5 * 3.69 / 3 = 0.615
+    close(L.ppo_value_loss(v, old, ret, 0.2), 0.615)
+    close(L.ppo_value_loss(v, old, ret, 0.2, clip=False), 0.5)
+    # gradient: sample 0 takes the clipped branch, outside the clip range -> 0;
+    # sample 1: 0.5 * 2 * (2 - 1) / 3 = 1/3; sample 2: 0.5 * 2 * (0 - 1) / 3 = -1/3
+    close(jax.grad(L.ppo_value_loss)(v, old, ret, 0.2), [0.0, 1 / 3, -1 / 3])
+    close(jax.grad(L.ppo_value_loss, argnums=(1, 2))(v, old, ret, 0.2), [[0, 0, 0], [0, 0, 0]])
+
+
+def test_ppo_advantage_normalization_kl_and_clip_fraction() -> None:
+    # mean 2, std with Bessel's correction sqrt((1 + 0 + 1) / 2) = 1 -> [-1, 0, 1]
+    close(L.ppo_normalize_advantages(jnp.array([1.0, 2.0, 3.0])), [-1.0, 0.0, 1.0])
+    # log ratio [log 2, 0]: k1 = mean(-lr) = -log(2) / 2; k3 = mean((r - 1) - lr) = (1 - log 2) / 2
+    old_kl, kl = L.ppo_approx_kl(jnp.array([LN2, 0.0]))
+    close(old_kl, -LN2 / 2)
+    close(kl, (1 - LN2) / 2)
+    # |r - 1| > 0.2 for r in [1.5, 1.1, 0.5, 1.0] -> [1, 0, 1, 0] -> 0.5
+    close(L.ppo_clip_fraction(jnp.log(jnp.array([1.5, 1.1, 0.5, 1.0])), 0.2), 0.5)

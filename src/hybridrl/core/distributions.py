@@ -77,6 +77,10 @@ class Normal:
     def mode(self) -> jax.Array:
         return self.mean
 
+    def entropy(self) -> jax.Array:
+        """Differential entropy, summed over the last axis (`gaussian_entropy`)."""
+        return gaussian_entropy(jnp.broadcast_to(self.log_std, self.mean.shape))
+
 
 @struct.dataclass
 class TanhNormal:
@@ -127,3 +131,51 @@ class TanhNormal:
         """``tanh(mean)``: the deterministic evaluation action (the conventional choice; it is
         the squashed Gaussian mode, not the mode of the squashed density)."""
         return jnp.tanh(self.mean)
+
+
+def gaussian_entropy(log_std: jax.Array) -> jax.Array:
+    """Entropy of a diagonal Gaussian, ``sum_i [log sigma_i + (1 + log(2 pi)) / 2]`` over the
+    last axis (it does not depend on the mean)."""
+    return jnp.sum(log_std + 0.5 * (1.0 + _LOG_2PI), axis=-1)
+
+
+@struct.dataclass
+class Categorical:
+    """Categorical distribution over K actions given unnormalised ``logits`` (..., K).
+
+    PPO's discrete policy (CleanRL ``ppo.py`` uses ``torch.distributions.Categorical(logits=)``).
+    Actions are int32 indices of shape (...,).
+    """
+
+    logits: jax.Array
+
+    @property
+    def log_probs_all(self) -> jax.Array:
+        """Normalised log-probabilities of every action, (..., K)."""
+        return jax.nn.log_softmax(self.logits, axis=-1)
+
+    def log_prob(self, actions: jax.Array) -> jax.Array:
+        """log p(a) of int actions (...,)."""
+        idx = jnp.asarray(actions, jnp.int32)[..., None]
+        return jnp.take_along_axis(self.log_probs_all, idx, axis=-1)[..., 0]
+
+    def entropy(self) -> jax.Array:
+        """``-sum_k p_k log p_k`` over the last axis (0 log 0 taken as 0)."""
+        logp = self.log_probs_all
+        p = jnp.exp(logp)
+        return -jnp.sum(jnp.where(p > 0, p * logp, 0.0), axis=-1)
+
+    def sample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
+        """int32 samples of shape ``sample_shape + logits.shape[:-1]``."""
+        shape = tuple(sample_shape) + self.logits.shape[:-1]
+        return jax.random.categorical(key, self.logits, axis=-1, shape=shape).astype(jnp.int32)
+
+    def sample_and_log_prob(
+        self, key: jax.Array, sample_shape: tuple[int, ...] = ()
+    ) -> tuple[jax.Array, jax.Array]:
+        x = self.sample(key, sample_shape)
+        return x, self.log_prob(x)
+
+    def mode(self) -> jax.Array:
+        """The most probable action (argmax of the logits), int32."""
+        return jnp.argmax(self.logits, axis=-1).astype(jnp.int32)

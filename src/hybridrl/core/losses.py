@@ -277,3 +277,65 @@ def edac_diversity_loss(action_grads: Array, eps: float = 1e-10) -> jax.Array:
     gram = jnp.einsum("iba,jba->bij", unit, unit)
     off_diagonal = jnp.sum(gram, axis=(1, 2)) - jnp.trace(gram, axis1=1, axis2=2)
     return jnp.mean(off_diagonal) / (n - 1)
+
+
+# ----------------------------------------------------------------------------- PPO
+def ppo_clipped_surrogate_loss(
+    log_probs: Array, old_log_probs: Array, advantages: Array, clip_coef: float | Array
+) -> jax.Array:
+    """PPO's clipped surrogate, as a loss: ``mean(max(-A rho, -A clip(rho, 1 - eps, 1 + eps)))``.
+
+    Schulman et al. (2017, "Proximal Policy Optimization Algorithms", Eq. 7) maximise
+    ``E[min(rho A, clip(rho, 1 - eps, 1 + eps) A)]`` with ``rho = pi(a|s) / pi_old(a|s) =
+    exp(log pi - log pi_old)``; the negated form with ``max`` is the one of CleanRL's
+    ``ppo.py`` / ``ppo_continuous_action.py`` (vwxyzjn/cleanrl). ``old_log_probs`` and
+    ``advantages`` (already normalised if the caller normalises) are constants.
+    """
+    ratio = jnp.exp(log_probs - _sg(old_log_probs))
+    adv = _sg(advantages)
+    unclipped = -adv * ratio
+    clipped = -adv * jnp.clip(ratio, 1.0 - clip_coef, 1.0 + clip_coef)
+    return jnp.mean(jnp.maximum(unclipped, clipped))
+
+
+def ppo_value_loss(
+    values: Array,
+    old_values: Array,
+    returns: Array,
+    clip_coef: float | Array,
+    clip: bool | Array = True,
+) -> jax.Array:
+    """PPO value loss ``0.5 * mean(max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2))``.
+
+    The clipped form is from OpenAI baselines' ``ppo2`` (Engstrom et al., 2020, "Implementation
+    Matters", Sec. 3: "value function clipping"), kept by CleanRL (``clip_vloss=True``) with the
+    policy's ``clip_coef`` as eps; with ``clip=False`` it is ``0.5 * mean((V - R)^2)``.
+    ``old_values`` (the values when the rollout was prepared) and ``returns`` (GAE targets) are
+    constants. ``clip`` may be a traced bool.
+    """
+    old, target = _sg(old_values), _sg(returns)
+    unclipped = jnp.square(values - target)
+    clipped_values = old + jnp.clip(values - old, -clip_coef, clip_coef)
+    clipped = jnp.maximum(unclipped, jnp.square(clipped_values - target))
+    return 0.5 * jnp.mean(jnp.where(clip, clipped, unclipped))
+
+
+def ppo_normalize_advantages(advantages: Array, eps: float = 1e-8) -> jax.Array:
+    """``(A - mean(A)) / (std(A) + eps)`` over a minibatch, std with Bessel's correction
+    (``torch.std``'s default, as CleanRL's ``norm_adv``); no gradient."""
+    adv = _sg(advantages)
+    return (adv - jnp.mean(adv)) / (jnp.std(adv, ddof=1) + eps)
+
+
+def ppo_approx_kl(log_ratio: Array) -> tuple[jax.Array, jax.Array]:
+    """Estimators of KL(pi_old || pi) from ``log_ratio = log pi - log pi_old`` at samples of
+    pi_old: ``(mean(-log_ratio), mean((rho - 1) - log_ratio))``, CleanRL's ``old_approx_kl`` and
+    ``approx_kl`` (k1 and k3 of J. Schulman, "Approximating KL divergence", 2020); k3 is
+    unbiased and never negative. No gradient."""
+    lr = _sg(log_ratio)
+    return jnp.mean(-lr), jnp.mean(jnp.expm1(lr) - lr)
+
+
+def ppo_clip_fraction(log_ratio: Array, clip_coef: float | Array) -> jax.Array:
+    """Fraction of samples whose ratio left the trust region, ``mean(|rho - 1| > eps)``."""
+    return jnp.mean((jnp.abs(jnp.exp(_sg(log_ratio)) - 1.0) > clip_coef).astype(jnp.float32))

@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from hybridrl.core.distributions import Normal, TanhNormal
+from hybridrl.core.distributions import Categorical, Normal, TanhNormal
 from hybridrl.networks.ensemble import Ensemble
 from hybridrl.networks.mlp import MLP, default_init
 
@@ -247,3 +247,75 @@ class Temperature(nn.Module):
             "log_alpha", lambda _: jnp.full((), math.log(self.initial), jnp.float32)
         )
         return jnp.exp(log_alpha)
+
+
+# ----------------------------------------------------------------------------- PPO heads
+# CleanRL's PPO networks (vwxyzjn/cleanrl, ``ppo.py`` / ``ppo_continuous_action.py``): tanh
+# MLPs whose layers are initialised orthogonally with zero biases, gain sqrt(2) for hidden
+# layers, 0.01 for the policy output and 1.0 for the value output. They differ on purpose from
+# the library convention above (Xavier uniform, ReLU, final scale 1e-2).
+PPO_HIDDEN_GAIN = math.sqrt(2.0)
+PPO_POLICY_GAIN = 0.01
+PPO_VALUE_GAIN = 1.0
+
+
+def _ppo_trunk(hidden_dims: Sequence[int]) -> MLP:
+    return MLP(
+        tuple(hidden_dims),
+        activation=nn.tanh,
+        activate_final=True,
+        kernel_init=nn.initializers.orthogonal(PPO_HIDDEN_GAIN),
+    )
+
+
+class PPOGaussianActor(nn.Module):
+    """pi(a|s) = N(mu(s), diag(exp(log_std))^2) with a state-independent ``log_std`` parameter
+    (CleanRL's ``actor_mean`` + ``actor_logstd``). Returns a `Normal` (no squashing, no clip
+    of log_std); samples are unbounded and clipped to [-1, 1] only when sent to the env.
+
+    Attributes:
+        hidden_dims: trunk widths (tanh). action_dim: A.
+        log_std_init: initial value of every log_std entry (CleanRL: 0).
+    """
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+    log_std_init: float = 0.0
+
+    @nn.compact
+    def __call__(self, observations: jax.Array) -> Normal:
+        x = _ppo_trunk(self.hidden_dims)(observations)
+        mean = nn.Dense(
+            self.action_dim, kernel_init=nn.initializers.orthogonal(PPO_POLICY_GAIN), name="mean"
+        )(x)
+        log_std = self.param(
+            "log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,)
+        )
+        return Normal(mean, jnp.broadcast_to(log_std, mean.shape))
+
+
+class PPOCategoricalActor(nn.Module):
+    """pi(a|s) = Categorical(logits(s)) over ``num_actions`` (CleanRL ``ppo.py``'s actor)."""
+
+    hidden_dims: Sequence[int]
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, observations: jax.Array) -> Categorical:
+        x = _ppo_trunk(self.hidden_dims)(observations)
+        logits = nn.Dense(
+            self.num_actions, kernel_init=nn.initializers.orthogonal(PPO_POLICY_GAIN), name="logits"
+        )(x)
+        return Categorical(logits)
+
+
+class PPOStateValue(nn.Module):
+    """V(s) of CleanRL's PPO critic (tanh trunk, output gain 1.0), shape (...,)."""
+
+    hidden_dims: Sequence[int]
+
+    @nn.compact
+    def __call__(self, observations: jax.Array) -> jax.Array:
+        x = _ppo_trunk(self.hidden_dims)(observations)
+        v = nn.Dense(1, kernel_init=nn.initializers.orthogonal(PPO_VALUE_GAIN), name="value")(x)
+        return v[..., 0]
