@@ -31,7 +31,7 @@ from hybridrl.data import load_dataset
 from hybridrl.data.dataset import Dataset
 from hybridrl.data.io import atomic_path, save_npz
 from hybridrl.evaluation.report import write_report
-from hybridrl.recipes import offline_recipe
+from hybridrl.training.recipes import offline_recipe
 from hybridrl.training.runner import run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from hybridrl.data.minari_io import load_minari, minari_store_path
 from hybridrl.evaluation.report import write_report
-from hybridrl.recipes import get_recipe, offline_recipe
+from hybridrl.training.recipes import get_recipe, offline_recipe
 from hybridrl.suite.datasets import parse_name
 from hybridrl.training.runner import run
 

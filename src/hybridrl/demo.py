@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hybridrl.recipes import get_recipe
+from hybridrl.training.recipes import get_recipe
 from hybridrl.types import HybridRLError
 
 DEMO_ENV = "Pendulum-v1"

@@ -523,7 +523,7 @@ def _initial_state(agent: str, num_qs: int) -> Any:
     """``agent``'s state for the WSRL/RLPD preset configs, shrunk to hidden (8, 8) and
     ``num_qs`` critics (subsets of 2); built once per module run (sac.init runs eagerly)."""
     from hybridrl.agents import get_agent
-    from hybridrl.recipes import get_recipe
+    from hybridrl.training.recipes import get_recipe
 
     recipe = get_recipe("rlpd" if agent == "sac" else "wsrl")
     config = recipe.with_config(hidden_dims=HIDDEN, num_qs=num_qs).agent_config()
@@ -554,7 +554,7 @@ def test_rlpd_config_matches_the_official_one():
     """The preset's values against rlpd's configs (rlpd_config.py: num_qs 10, num_min_qs 2,
     critic_layer_norm True; sac_config.py/td_config.py; utd_ratio 20 from the README's
     commands, ``--utd_ratio=20``: train_finetuning.py's flag defaults to 1)."""
-    from hybridrl.recipes import get_recipe
+    from hybridrl.training.recipes import get_recipe
 
     config = get_recipe("rlpd").agent_config()
     assert (config.num_qs, config.num_min_qs, config.critic_layer_norm) == (10, 2, True)

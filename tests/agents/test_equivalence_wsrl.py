@@ -74,7 +74,7 @@ import numpy as np
 import pytest
 
 from hybridrl.agents import cql, sac
-from hybridrl.recipes import get_recipe
+from hybridrl.training.recipes import get_recipe
 from hybridrl.training.phases import Learner, Online, Warmup
 from tests.agents.test_equivalence_sac import (
     ACT_DIM,

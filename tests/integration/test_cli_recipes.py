@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from hybridrl.agents import AGENTS
 from hybridrl.cli import app
-from hybridrl.recipes import RECIPES, get_recipe
+from hybridrl.training.recipes import RECIPES, get_recipe
 
 
 def _listed() -> list[str]:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from hybridrl.data.collect import NoiseConfig, collect
-from hybridrl.recipes import Recipe
+from hybridrl.training.recipes import Recipe
 from hybridrl.training.phases import Offline, Online, Warmup
 from hybridrl.training.runner import RunResult, run
 

@@ -11,7 +11,7 @@ import pytest
 
 from hybridrl.data.collect import NoiseConfig, collect, evaluate_policy
 from hybridrl.policies import PendulumSwingUp
-from hybridrl.recipes import get_recipe
+from hybridrl.training.recipes import get_recipe
 from hybridrl.training.runner import run
 
 

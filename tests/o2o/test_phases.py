@@ -11,7 +11,7 @@ import pytest
 
 from hybridrl.agents import calql, iql, sac
 from hybridrl.data.replay import from_dataset, replay_init
-from hybridrl.recipes import RECIPES, Recipe, get_recipe
+from hybridrl.training.recipes import RECIPES, Recipe, get_recipe
 from hybridrl.training.phases import (
     DisableCalibration,
     DropOfflineData,

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import pytest
 
-from hybridrl.recipes import RECIPES, Recipe, get_recipe
+from hybridrl.training.recipes import RECIPES, Recipe, get_recipe
 from hybridrl.training.phases import Offline
 from hybridrl.training.runner import Runner, run
 

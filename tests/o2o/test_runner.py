@@ -19,7 +19,7 @@ import pytest
 
 from hybridrl.data.dataset import Dataset
 from hybridrl.evaluation.report import write_report
-from hybridrl.recipes import Recipe, get_recipe
+from hybridrl.training.recipes import Recipe, get_recipe
 from hybridrl.training.checkpoint import load_checkpoint
 from hybridrl.training.phases import Offline, Online, SeedBuffer, SetConfig, Warmup
 from hybridrl.training.runner import CHECKPOINT, run
@@ -274,7 +274,8 @@ def test_optional_loggers_are_never_required(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "name", [*sorted(__import__("hybridrl.recipes").recipes.RECIPES), "offline:td3_bc"]
+    "name",
+    [*sorted(__import__("hybridrl.training.recipes").training.recipes.RECIPES), "offline:td3_bc"],
 )
 def test_every_registered_recipe_runs_at_a_tiny_budget(name, pendulum_small, tmp_path):
     recipe = (
@@ -300,7 +301,7 @@ def test_mixed_batches_are_mixed_in_every_critic_minibatch():
     """UTD agents split a batch into utd_ratio consecutive minibatches; each must hold the
     ratio (RLPD: every critic step sees both halves)."""
     from hybridrl.data.replay import from_dataset
-    from hybridrl.training.runner import mixed_sampler
+    from hybridrl.training.run_data import mixed_sampler
     from tests.conftest import make_chain_dataset
 
     t = make_chain_dataset(episode_lengths=(5, 5), ends=("timeout", "timeout")).transitions
@@ -320,7 +321,7 @@ def test_monte_carlo_returns_follow_the_agent_in_effect(pendulum_small):
     def extras(name):
         recipe = get_recipe(name).with_budget(offline_updates=2, warmup_steps=2, online_steps=2)
         runner = Runner(recipe, RunSettings("Pendulum-v1"), pendulum_small, "unused")
-        return runner.online_extras
+        return runner.plan.online_extras
 
     assert extras("calql") == {"mc_returns"}  # Cal-QL keeps calibrating online
     assert extras("wsrl") == set()  # SAC fine-tuning: online rows enter the buffer at once
@@ -330,7 +331,7 @@ def test_monte_carlo_returns_follow_the_agent_in_effect(pendulum_small):
         (Online(steps=4, hooks=(SetConfig({"enable_calql": True}),)),),
     )
     runner = Runner(recipe, RunSettings("Pendulum-v1", num_envs=2), None, "unused")
-    assert runner.online_extras == {"mc_returns"}
+    assert runner.plan.online_extras == {"mc_returns"}
 
 
 def test_zero_length_env_phases_are_skipped(pendulum_small, tmp_path):
@@ -381,7 +382,7 @@ def test_return_range_reward_normalization(pendulum_small, positive_rewards):
     returns = pendulum_small.episode_returns()
     factor = 1000.0 / (returns.max() - returns.min())
     raw = np.asarray(pendulum_small.transitions.rewards)
-    learned = np.asarray(runner._offline_transitions().rewards)
+    learned = np.asarray(runner.data.offline_transitions(mc_returns=False, discount=0.99).rewards)
     np.testing.assert_allclose(learned, raw * 2.0 * factor + 0.5, rtol=1e-5)
     assert runner.run_info()["reward_transform"]["scale"] == pytest.approx(2.0 * factor)
     assert get_recipe("offline:iql").to_dict()["reward_normalization"] == "none"

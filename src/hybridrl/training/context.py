@@ -1,6 +1,7 @@
 """The floor of the run engine: what a run is given (`RunSettings`), what it returns
-(`RunResult`), where it stands (`Counters`), and its derived seeds. Everything else in
-`hybridrl.training` may import this module; it imports none of them."""
+(`RunResult`), where it stands (`Counters`), its derived seeds, and the `RunContext` the
+phase executors read. Everything else in `hybridrl.training`'s run engine may import this
+module; it imports none of them (their types only for the type checker)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hybridrl.recipes import Recipe
 from hybridrl.training.phases import Learner
+from hybridrl.training.recipes import Recipe
 from hybridrl.types import HybridRLError
 
 if TYPE_CHECKING:
+    import jax
+
+    from hybridrl.training.metrics_log import RunLogger
+    from hybridrl.training.phases import Phase
+    from hybridrl.training.plan import RunPlan
+    from hybridrl.training.prepared import PreparedData
     from hybridrl.training.runner import Runner
 
 CHECKPOINT = "checkpoints/latest.ckpt"
@@ -137,3 +144,67 @@ class Counters:
 def derived_seed(*parts: int) -> int:
     """A 32-bit seed derived from integers (env resets, evaluation episodes)."""
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+@dataclass
+class RunContext:
+    """What a phase executor reads and calls while it runs a phase: the recipe, settings,
+    prepared data and plan, the logger, and the runner's evaluation and checkpoint (passed in
+    as functions, so executors import neither the runner nor each other).
+
+    Attributes:
+        recipe, settings, data, plan: the run's definition, resolved.
+        logger: the run's metric log.
+        progress: show progress bars.
+        clock: seconds since the run began (resumed runs include the time before).
+        evaluate: ``(phase, learner, counters) -> score``: evaluates and logs a record.
+        checkpoint: ``(learner, key, counters) -> None``: writes the run's checkpoint.
+        dip_eval_step: an extra evaluation at this env step (the end of the dip window),
+            or None.
+    """
+
+    recipe: Recipe
+    settings: RunSettings
+    data: PreparedData
+    plan: RunPlan
+    logger: RunLogger
+    progress: bool
+    clock: Callable[[], float]
+    evaluate: Callable[[Phase, Learner, Counters], float]
+    checkpoint: Callable[[Learner, jax.Array, Counters], None]
+    dip_eval_step: int | None = None
+
+    def log_train(self, phase: Phase, metrics: dict[str, Any], c: Counters) -> None:
+        values = {k: float(v) for k, v in metrics.items()}
+        self.logger.log(
+            {"kind": "train", "phase": phase.label, "env_step": c.env_step, "update": c.update}
+            | values
+        )
+
+    def log_episode(self, phase: Phase, c: Counters, ret: float, length: int, *, cut: bool) -> None:
+        """An ``episode`` record (``cut``: ended by a segment boundary, not by the env)."""
+        self.logger.log(
+            {
+                "kind": "episode",
+                "phase": phase.label,
+                "phase_index": c.phase_index,
+                "env_step": c.env_step,
+                "return": ret,
+                "length": length,
+                "score": self.data.score(ret),
+                "cut": cut,
+            }
+        )
+
+    def bar(self, phase: Phase, total: int, done: int, unit: str) -> Any:
+        from tqdm.auto import tqdm
+
+        i = self.recipe.phases.index(phase) + 1
+        return tqdm(
+            total=total,
+            initial=done,
+            unit=unit,
+            disable=not self.progress,
+            desc=f"[{i}/{len(self.recipe.phases)}] {phase.label}",
+            dynamic_ncols=True,
+        )

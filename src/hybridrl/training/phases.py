@@ -1,6 +1,6 @@
 """A run is data: a list of phases, each with the hooks applied when it starts.
 
-Three phase kinds cover the offline-to-online literature:
+Four phase kinds cover the offline-to-online and on-policy literature:
 
 - `Offline`: ``updates`` agent updates on minibatches of the dataset; no environment.
 - `Warmup`: ``steps`` environment steps with a frozen policy (the pretrained one, or uniform
@@ -9,6 +9,9 @@ Three phase kinds cover the offline-to-online literature:
 - `Online`: ``steps`` environment steps; after each batch of N vector-env steps the agent takes
   ``updates_per_step × N`` updates on batches drawn from the online buffer and, with
   ``offline_ratio > 0``, from the dataset at that ratio (RLPD's symmetric sampling is 0.5).
+- `OnPolicy`: ``steps`` environment steps in rollouts of ``rollout_steps`` per env, each
+  followed by one on-policy update (PPO's epochs × minibatches) on the last ``keep_batches``
+  rollouts (PPO, PPO with reused data, PROPS).
 
 Hooks transform the run's `Learner` (agent state, buffers) at the start of a phase — the
 "switch" is nothing more than the hooks of the first phase after pretraining:
@@ -50,12 +53,15 @@ class Learner:
         state: the agent state pytree.
         offline: the dataset as a full replay buffer, or None (no dataset, or dropped).
         online: the buffer that environment transitions go to, or None (offline-only runs).
+        rollouts: on-policy phases that reuse data: the rollouts kept for the next update,
+            joined in time order (a `hybridrl.data.rollout.Rollout`), or None.
     """
 
     agent_name: str
     state: Any
     offline: ReplayBuffer | None
     online: ReplayBuffer | None
+    rollouts: Any = None
 
 
 # -------------------------------------------------------------------------------- hooks
@@ -320,7 +326,44 @@ class Online(Phase):
             raise HybridRLError(f"phase '{self.label}': updates_per_step must be >= 0")
 
 
-PHASES: dict[str, type[Phase]] = {p.kind: p for p in (Offline, Warmup, Online)}
+@dataclass(frozen=True)
+class OnPolicy(Phase):
+    """``steps`` env steps of on-policy learning (PPO and its family): rollouts of
+    ``rollout_steps`` steps per vector env, each followed by one agent update on the last
+    ``keep_batches`` rollouts (1: plain PPO; b > 1: PPO with reused data, PROPS).
+
+    The update's epochs and minibatches are the agent's (``update_epochs``,
+    ``num_minibatches`` in its config; a `SetConfig` hook changes them per phase). Checkpoints
+    fall on the first rollout boundary at or after each multiple of ``checkpoint_interval``
+    env steps; a phase whose steps are not a whole number of rollouts ends with a shorter
+    one.
+
+    Attributes:
+        steps: environment steps (summed over the vector envs).
+        rollout_steps: env steps per vector env between updates (CleanRL's ``num_steps``).
+        keep_batches: rollouts each update learns from, the newest last (b).
+        anneal_lr: decay the agent's learning rate linearly to 0 over this phase's updates
+            (CleanRL's ``anneal_lr``): sets the agent config's ``anneal_iterations`` to the
+            phase's number of rollouts, counted from the agent's first update.
+    """
+
+    steps: int = 0
+    rollout_steps: int = 2048
+    keep_batches: int = 1
+    anneal_lr: bool = False
+    kind: ClassVar[str] = "on_policy"
+
+    @property
+    def env_steps(self) -> int:
+        return self.steps
+
+    def validate(self) -> None:
+        _positive(self, "steps", self.steps, allow_zero=True)
+        _positive(self, "rollout_steps", self.rollout_steps)
+        _positive(self, "keep_batches", self.keep_batches)
+
+
+PHASES: dict[str, type[Phase]] = {p.kind: p for p in (Offline, Warmup, Online, OnPolicy)}
 
 
 def phase_from_dict(data: Mapping[str, Any]) -> Phase:

@@ -26,10 +26,10 @@ import numpy as np
 
 from hybridrl.agents import get_agent
 from hybridrl.envs.make import env_options
-from hybridrl.recipes import Recipe
 from hybridrl.training.checkpoint import load_checkpoint_entry
 from hybridrl.training.context import CHECKPOINT
 from hybridrl.training.phases import Learner
+from hybridrl.training.recipes import Recipe
 from hybridrl.types import HybridRLError, SpaceSpec
 
 # Hooks that move buffers, not the agent state: skipped when no buffer is rebuilt.

@@ -17,10 +17,11 @@ from typing import Any
 
 import jax
 
-from hybridrl.recipes import Recipe
+from hybridrl.data.rollout import Rollout
 from hybridrl.training.checkpoint import load_checkpoint, save_checkpoint, stored_shape
 from hybridrl.training.context import Counters
 from hybridrl.training.phases import Learner
+from hybridrl.training.recipes import Recipe
 from hybridrl.types import HybridRLError
 
 
@@ -63,8 +64,11 @@ def save_run_checkpoint(
         "agent_name": learner.agent_name,
         "offline_dropped": offline_dropped,
         "records": records,
+        "rollouts": learner.rollouts is not None,
     }
     tree = {"state": learner.state, "online": learner.online, "key": key}
+    if learner.rollouts is not None:
+        tree["rollouts"] = learner.rollouts
     save_checkpoint(tree, meta, path)
 
 
@@ -91,6 +95,10 @@ def restore(
             small = jax.tree_util.tree_map(lambda x: x[:stored_rows], online.data)
             online = dataclasses.replace(online, data=small)
     template = {"state": learner.state, "online": online, "key": jax.random.PRNGKey(0)}
+    if meta.get("rollouts"):
+        # The kept rollouts' length varies (a phase may end on a shorter rollout): their
+        # template is what the file holds.
+        template["rollouts"] = Rollout(**_stored(ckpt, "rollouts"))
     tree, _ = load_checkpoint(template, ckpt)
     # The file gives host (numpy) arrays; the uninterrupted run holds device arrays, and
     # un-jitted hooks that run after a restore (`SeedBuffer` at the switch) need them.
@@ -102,8 +110,16 @@ def restore(
             lambda big, rows: big.at[: rows.shape[0]].set(rows), full.data, restored.data
         )
         restored = dataclasses.replace(restored, data=data, insert_index=restored.size)
-    learner = dataclasses.replace(learner, state=tree["state"], online=restored)
+    learner = dataclasses.replace(
+        learner, state=tree["state"], online=restored, rollouts=tree.get("rollouts")
+    )
     return learner, tree["key"], counters, list(meta["records"])
+
+
+def _stored(path: Path, name: str) -> dict[str, Any]:
+    from flax import serialization
+
+    return dict(serialization.msgpack_restore(path.read_bytes())["tree"][name])
 
 
 def read_meta(path: Path) -> dict[str, Any]:

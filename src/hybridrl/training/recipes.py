@@ -44,6 +44,7 @@ from hybridrl.training.phases import (
     DropOfflineData,
     Offline,
     Online,
+    OnPolicy,
     Phase,
     SeedBuffer,
     SetConfig,
@@ -163,9 +164,10 @@ class Recipe:
         warmup_steps: int | None = None,
         online_steps: int | None = None,
         random_steps: int | None = None,
+        on_policy_steps: int | None = None,
     ) -> Recipe:
-        """The recipe with every offline/warm-up/online phase's length replaced (the random
-        and no-update prefixes of online phases are capped at the new length).
+        """The recipe with every offline/warm-up/online/on-policy phase's length replaced
+        (the random and no-update prefixes of online phases are capped at the new length).
 
         ``random_steps`` replaces those prefixes where a phase has one (RLPD's 5,000 random
         steps before any update): a short budget would otherwise be all prefix."""
@@ -175,6 +177,8 @@ class Recipe:
                 p = dataclasses.replace(p, updates=offline_updates)
             elif isinstance(p, Warmup) and warmup_steps is not None:
                 p = dataclasses.replace(p, steps=warmup_steps)
+            elif isinstance(p, OnPolicy) and on_policy_steps is not None:
+                p = dataclasses.replace(p, steps=on_policy_steps)
             elif isinstance(p, Online):
                 if random_steps is not None:
                     p = dataclasses.replace(
@@ -308,6 +312,36 @@ def sac_scratch() -> Recipe:
     )
 
 
+def ppo() -> Recipe:
+    return Recipe(
+        name="ppo",
+        agent="ppo",
+        phases=(OnPolicy(name="online", steps=1_000_000, rollout_steps=2048, anneal_lr=True),),
+        description="PPO from scratch, CleanRL's ppo_continuous_action.py defaults (Schulman "
+        "et al., 2017)",
+    )
+
+
+def ppo_discrete() -> Recipe:
+    # CleanRL ppo.py: 4 envs x 128 steps (pass --num-envs 4), 500k steps, lr 2.5e-4 annealed,
+    # 4 epochs x 4 minibatches, entropy 0.01, no normalisation.
+    return Recipe(
+        name="ppo_discrete",
+        agent="ppo",
+        config={
+            "learning_rate": 2.5e-4,
+            "update_epochs": 4,
+            "num_minibatches": 4,
+            "ent_coef": 0.01,
+            "normalize_observations": False,
+            "normalize_rewards": False,
+        },
+        phases=(OnPolicy(name="online", steps=500_000, rollout_steps=128, anneal_lr=True),),
+        description="PPO from scratch, CleanRL's ppo.py defaults for discrete classic control "
+        "(use --num-envs 4 as CleanRL does)",
+    )
+
+
 RECIPES: dict[str, Callable[[], Recipe]] = {
     "iql_finetune": lambda: _naive(
         "iql", "IQL pretraining, then online with the dataset in the replay buffer"
@@ -323,6 +357,8 @@ RECIPES: dict[str, Callable[[], Recipe]] = {
     "wsrl": lambda: _wsrl("calql"),
     "wsrl_cql": lambda: _wsrl("cql"),
     "sac": sac_scratch,
+    "ppo": ppo,
+    "ppo_discrete": ppo_discrete,
 }
 
 
