@@ -28,8 +28,8 @@ from pathlib import Path
 
 from hybridrl.data.minari_io import load_minari, minari_store_path
 from hybridrl.evaluation.report import write_report
-from hybridrl.training.recipes import get_recipe, offline_recipe
 from hybridrl.suite.datasets import parse_name
+from hybridrl.training.recipes import get_recipe, offline_recipe
 from hybridrl.training.runner import run
 
 OFFLINE_AGENTS = ("bc", "td3_bc", "iql", "cql")

@@ -74,8 +74,8 @@ import numpy as np
 import pytest
 
 from hybridrl.agents import cql, sac
-from hybridrl.training.recipes import get_recipe
 from hybridrl.training.phases import Learner, Online, Warmup
+from hybridrl.training.recipes import get_recipe
 from tests.agents.test_equivalence_sac import (
     ACT_DIM,
     HIDDEN,

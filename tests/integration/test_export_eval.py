@@ -17,8 +17,8 @@ from hybridrl import cli
 from hybridrl.agents import get_agent
 from hybridrl.data.collect import NoiseConfig, collect
 from hybridrl.policies import MLPPolicy, PendulumSwingUp, load_policy
-from hybridrl.training.recipes import Recipe, get_recipe
 from hybridrl.training.phases import Online, SetConfig, SwitchAgent
+from hybridrl.training.recipes import Recipe, get_recipe
 from hybridrl.training.restore import restore_run
 from hybridrl.training.runner import run
 from hybridrl.types import HybridRLError, SpaceSpec

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from hybridrl.cli import app
 from hybridrl.data import load_dataset
 from hybridrl.data.io import save_npz
-from hybridrl.training.recipes import get_recipe
 from hybridrl.training.offline import unit_actions
+from hybridrl.training.recipes import get_recipe
 from hybridrl.training.runner import Runner, RunSettings, run
 from hybridrl.types import HybridRLError, SpaceSpec
 

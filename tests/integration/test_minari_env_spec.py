@@ -13,8 +13,8 @@ import pytest
 from hybridrl.agents import AGENTS
 from hybridrl.data import load_dataset
 from hybridrl.envs.make import recorded_env_options
-from hybridrl.training.recipes import Recipe
 from hybridrl.training.phases import Warmup
+from hybridrl.training.recipes import Recipe
 from hybridrl.training.runner import Runner, RunSettings, run
 from tests.o2o import probe_agent
 

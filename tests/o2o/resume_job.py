@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from hybridrl.data.collect import NoiseConfig, collect
-from hybridrl.training.recipes import Recipe
 from hybridrl.training.phases import Offline, Online, Warmup
+from hybridrl.training.recipes import Recipe
 from hybridrl.training.runner import RunResult, run
 
 # Cal-QL offline, a warm-up, then 50/50 mixing with Monte-Carlo returns computed online: the

@@ -11,7 +11,6 @@ import pytest
 
 from hybridrl.agents import calql, iql, sac
 from hybridrl.data.replay import from_dataset, replay_init
-from hybridrl.training.recipes import RECIPES, Recipe, get_recipe
 from hybridrl.training.phases import (
     DisableCalibration,
     DropOfflineData,
@@ -26,6 +25,7 @@ from hybridrl.training.phases import (
     hook_from_dict,
     phase_from_dict,
 )
+from hybridrl.training.recipes import RECIPES, Recipe, get_recipe
 from hybridrl.types import HybridRLError
 from tests.conftest import make_chain_dataset
 from tests.helpers import random_batch

@@ -17,8 +17,8 @@ import jax
 import numpy as np
 import pytest
 
-from hybridrl.training.recipes import RECIPES, Recipe, get_recipe
 from hybridrl.training.phases import Offline
+from hybridrl.training.recipes import RECIPES, Recipe, get_recipe
 from hybridrl.training.runner import Runner, run
 
 SETTINGS: dict[str, Any] = {

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from hybridrl import cli
 from hybridrl.data import load_dataset
-from hybridrl.training.recipes import get_recipe
 from hybridrl.training import rundir as rundir_module
+from hybridrl.training.recipes import get_recipe
 from hybridrl.training.rundir import LOCK_NAME, RunDirectory, RunDirectoryBusy, RunInterrupted
 from hybridrl.training.runner import CHECKPOINT, Runner, run
 from hybridrl.types import HybridRLError

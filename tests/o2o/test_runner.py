@@ -19,9 +19,9 @@ import pytest
 
 from hybridrl.data.dataset import Dataset
 from hybridrl.evaluation.report import write_report
-from hybridrl.training.recipes import Recipe, get_recipe
 from hybridrl.training.checkpoint import load_checkpoint
 from hybridrl.training.phases import Offline, Online, SeedBuffer, SetConfig, Warmup
+from hybridrl.training.recipes import Recipe, get_recipe
 from hybridrl.training.runner import CHECKPOINT, run
 from hybridrl.types import HybridRLError, SpaceSpec
 from tests.o2o import resume_job

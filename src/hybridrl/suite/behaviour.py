@@ -24,8 +24,8 @@ import numpy as np
 from hybridrl.data.io import atomic_path
 from hybridrl.envs.make import env_spaces
 from hybridrl.policies import MLPPolicy, policy_from_agent
-from hybridrl.training.recipes import get_recipe
 from hybridrl.training.phases import Learner, Online
+from hybridrl.training.recipes import get_recipe
 from hybridrl.training.runner import Runner, run
 from hybridrl.types import HybridRLError
 
