@@ -9,6 +9,7 @@ The one real SIGKILL of a child process is `test_runner.py::test_resume_after_si
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ import jax
 import numpy as np
 import pytest
 
-from hybridrl.training.phases import Offline
+from hybridrl.agents import agent_spec
+from hybridrl.training.phases import Offline, OnPolicy
 from hybridrl.training.recipes import RECIPES, Recipe, get_recipe
 from hybridrl.training.runner import Runner, run
 
@@ -33,7 +35,7 @@ SETTINGS: dict[str, Any] = {
 }
 # Where a kill can land: inside each phase kind, and at the switch (the checkpoint written
 # when pretraining ends, before the next phase's hooks ran: SeedBuffer's case).
-WHERE = ("offline", "switch", "warmup", "online")
+WHERE = ("offline", "switch", "warmup", "online", "on_policy")
 
 
 class _Killed(BaseException):
@@ -43,9 +45,20 @@ class _Killed(BaseException):
 def _recipe(name: str) -> Recipe:
     recipe = (
         get_recipe(name)
-        .with_budget(offline_updates=8, warmup_steps=8, online_steps=16, random_steps=4)
+        .with_budget(
+            offline_updates=8, warmup_steps=8, online_steps=16, random_steps=4, on_policy_steps=16
+        )
         .with_config(hidden_dims=(8,))
     )
+    if agent_spec(recipe.agent).on_policy:
+        # rollouts of 2 steps x 2 envs: a checkpoint after every update, some kept batches
+        phases = tuple(
+            dataclasses.replace(p, rollout_steps=2) if isinstance(p, OnPolicy) else p
+            for p in recipe.phases
+        )
+        recipe = dataclasses.replace(recipe, phases=phases).with_config(
+            num_minibatches=2, update_epochs=2
+        )
     if "num_qs" in recipe.config:
         recipe = recipe.with_config(num_qs=2)
     if recipe.agent in ("cql", "calql"):

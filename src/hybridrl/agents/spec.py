@@ -36,6 +36,9 @@ class AgentSpec:
         minibatches_per_update: ``config -> int``, how many minibatches one update splits its
             batch into (the update-to-data ratio G of RLPD-style agents): the mixed sampler
             mixes offline and online data in each of them.
+        running_stats: the state fields that collecting changes (on-policy agents' running
+            observation and return statistics): the compiled env step returns only these, not
+            the whole state, which would cost a copy of every parameter per env step.
     """
 
     on_policy: bool = False
@@ -43,6 +46,7 @@ class AgentSpec:
     q_probe: bool = False
     needs_mc_returns: Callable[[Any], bool] = _never
     minibatches_per_update: Callable[[Any], int] = _one
+    running_stats: tuple[str, ...] = ()
 
 
 def utd_minibatches(config: Any) -> int:

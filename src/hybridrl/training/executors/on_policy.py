@@ -2,11 +2,12 @@
 update (PPO's epochs × minibatches in one compiled call) on the last ``keep_batches``
 rollouts.
 
-Per env step the executor makes two compiled calls (sample actions; normalise the next
-observations and rewards with the running statistics in the agent state) and one env step;
-per rollout one ``prepare`` (log-probs and values under the current parameters, GAE) and one
-``update``. The agent's functions (`hybridrl.agents.ppo`'s API): ``normalize_observations``,
-``normalize_rewards``, ``sample_actions``, ``prepare``, ``update``.
+Per env step the executor makes one env step and one compiled call (normalise the next
+observations and rewards with the running statistics in the agent state, and sample the next
+actions); per rollout one ``prepare`` (log-probs and values under the current parameters,
+GAE) and one ``update``. The agent functions used (`hybridrl.agents.ppo`'s API):
+``normalize_observations``, ``normalize_rewards``, ``sample_actions``, ``prepare``,
+``update``.
 
 Segments and resume: as in the replay executor, a segment starts with every env reset from a
 seed derived from (seed, env step, env index); it ends at the first rollout boundary at or
@@ -26,21 +27,76 @@ from typing import Any
 
 import gymnasium as gym
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from hybridrl.agents import get_agent
+from hybridrl.agents import agent_spec, get_agent
 from hybridrl.data.rollout import Rollout, keep_last
 from hybridrl.training.context import Counters, RunContext, derived_seed
 from hybridrl.training.phases import Learner, OnPolicy
 
 
 @cache
-def _compiled(agent: ModuleType) -> dict[str, Any]:
-    """The agent's functions, jitted once per agent module."""
+def _compiled(agent: ModuleType, discrete: bool) -> dict[str, Any]:
+    """The agent's functions composed into one compiled call per env step, jitted once per
+    agent module and action kind.
+
+    ``step`` takes the env's answer to the previous actions and, on the device: normalises
+    the next observations (the statistics learn them) and the true final ones of ended
+    episodes (normalised, not learned: SB3 VecNormalize does not count terminal
+    observations), scales the rewards, writes the transition into the rollout being
+    collected (donated, so in place), splits the key and samples the next actions. The host
+    makes one call and one transfer (the env actions) per env step.
+    """
+
+    def sample(state: Any, obs_n: jax.Array, key: jax.Array) -> tuple[jax.Array, ...]:
+        key, k = jax.random.split(key)
+        actions, _ = agent.sample_actions(state, obs_n, k)
+        env_actions = actions if discrete else jnp.clip(actions, -1.0, 1.0)
+        return actions, env_actions, key
+
+    fields = agent_spec(agent).running_stats
+
+    def changed(state: Any) -> dict[str, Any]:
+        return {name: getattr(state, name) for name in fields}
+
+    def first(state: Any, obs: jax.Array, key: jax.Array) -> tuple[Any, ...]:
+        state, obs_n = agent.normalize_observations(state, obs)
+        return (changed(state), obs_n, *sample(state, obs_n, key))
+
+    def step(
+        state: Any,
+        cols: Rollout,
+        t: jax.Array,
+        obs_n: jax.Array,
+        actions: jax.Array,
+        next_obs: jax.Array,
+        finals: jax.Array,
+        ended: jax.Array,
+        rewards: jax.Array,
+        terminated: jax.Array,
+        discounted: jax.Array,
+        key: jax.Array,
+    ) -> tuple[Any, ...]:
+        state, next_n = agent.normalize_observations(state, next_obs)
+        _, finals_n = agent.normalize_observations(state, finals)
+        final_n = jnp.where(ended[:, None], finals_n, next_n)
+        state, discounted, scaled = agent.normalize_rewards(state, discounted, rewards, terminated)
+        row = Rollout(
+            observations=obs_n,
+            actions=actions.astype(cols.actions.dtype),
+            rewards=scaled,
+            terminals=terminated.astype(jnp.float32),
+            timeouts=(ended & ~terminated).astype(jnp.float32),
+            next_observations=final_n,
+        )
+        cols = jax.tree_util.tree_map(lambda col, x: col.at[t].set(x), cols, row)
+        return (changed(state), cols, next_n, discounted, *sample(state, next_n, key))
+
     return {
-        "sample": jax.jit(agent.sample_actions),
-        "observe": jax.jit(agent.normalize_observations),
-        "reward": jax.jit(agent.normalize_rewards),
+        "first": jax.jit(first),
+        "step": jax.jit(step, donate_argnums=(1,)),
+        "sample": jax.jit(sample),
         "prepare": jax.jit(agent.prepare),
         "update": jax.jit(agent.update),
     }
@@ -81,11 +137,11 @@ def _segment(
     bar: Any,
 ) -> tuple[Learner, jax.Array]:
     s, data, n = ctx.settings, ctx.data, ctx.settings.num_envs
-    agent = get_agent(learner.agent_name)
-    fn = _compiled(agent)
+    fn = _compiled(get_agent(learner.agent_name), data.discrete)
     obs, _ = envs.reset(seed=[derived_seed(s.seed, c.env_step, i) for i in range(n)])  # type: ignore[arg-type]
-    state, obs_n = fn["observe"](learner.state, data.normalize(obs))
-    discounted = np.zeros(n, np.float32)
+    stats, obs_n, actions, env_actions, key = fn["first"](learner.state, data.normalize(obs), key)
+    state = dataclasses.replace(learner.state, **stats)
+    discounted = jnp.zeros(n, jnp.float32)
     episodes = _Episodes(n)
     interval = s.checkpoint_interval
     next_checkpoint = (c.env_step // interval + 1) * interval
@@ -95,47 +151,41 @@ def _segment(
         last_rollout = start_step + steps * n >= next_checkpoint or (
             c.phase_progress + steps * n >= phase.steps
         )
-        cols: dict[str, list[Any]] = {k: [] for k in Rollout.__dataclass_fields__}
+        cols = _empty_rollout(steps, obs_n, actions)
         for t in range(steps):
-            key, k_act = jax.random.split(key)
-            actions, _ = fn["sample"](state, obs_n, k_act)
-            actions = np.asarray(actions)
-            env_actions = actions if data.discrete else np.clip(actions, -1.0, 1.0)
-            next_obs, rewards, terminated, truncated, info = envs.step(env_actions)
+            next_obs, rewards, terminated, truncated, info = envs.step(np.asarray(env_actions))
             terminated = np.asarray(terminated, bool)
             env_truncated = np.asarray(truncated, bool)
             cut = last_rollout and t == steps - 1
             ended = terminated | env_truncated | cut
-            state, next_n = fn["observe"](state, data.normalize(next_obs))
-            next_n = np.asarray(next_n)
-            final_n = next_n.copy()
+            next_x = data.normalize(next_obs)
+            finals = next_x
             if "_final_obs" in info and np.any(info["_final_obs"]):
-                # The true last observation of an ended episode, normalised but not kept in
-                # the statistics (SB3 VecNormalize does not count terminal observations).
-                mask = np.asarray(info["_final_obs"], bool)
-                finals = np.array(next_obs, copy=True)
-                for i in np.flatnonzero(mask):
-                    finals[i] = info["final_obs"][i]
-                _, finals_n = fn["observe"](state, data.normalize(finals))
-                final_n[mask] = np.asarray(finals_n)[mask]
-            state, discounted, scaled = fn["reward"](
-                state, discounted, np.asarray(rewards, np.float32), terminated
+                finals = next_x.copy()
+                for j in np.flatnonzero(info["_final_obs"]):
+                    finals[j] = data.normalize(info["final_obs"][j][None])[0]
+            stats, cols, obs_n, discounted, actions, env_actions, key = fn["step"](
+                state,
+                cols,
+                np.int32(t),
+                obs_n,
+                actions,
+                next_x,
+                finals,
+                ended,
+                np.asarray(rewards, np.float32),
+                terminated,
+                discounted,
+                key,
             )
-            cols["observations"].append(np.asarray(obs_n))
-            cols["actions"].append(actions)
-            cols["rewards"].append(np.asarray(scaled))
-            cols["terminals"].append(terminated.astype(np.float32))
-            cols["timeouts"].append((ended & ~terminated).astype(np.float32))
-            cols["next_observations"].append(final_n)
+            state = dataclasses.replace(state, **stats)
             c.phase_progress += n
             c.env_step += n
             for i, ret, length in episodes.step(np.asarray(rewards, np.float64), ended):
                 natural = bool(terminated[i] or env_truncated[i])
                 ctx.log_episode(phase, c, ret, length, cut=not natural)
-            obs_n = next_n
             bar.update(n)
-        rollout = Rollout(**{k: jax.numpy.asarray(np.stack(v)) for k, v in cols.items()})
-        kept = keep_last(learner.rollouts, rollout, phase.keep_batches)
+        kept = keep_last(learner.rollouts, cols, phase.keep_batches)
         key, k_update = jax.random.split(key)
         batch = fn["prepare"](state, kept)
         state, metrics = fn["update"](state, batch, k_update)
@@ -151,6 +201,22 @@ def _segment(
             bar.set_postfix(score=f"{score:.1f}")
         if last_rollout:
             return learner, key
+        # The policy changed: the next rollout's first actions come from the new one.
+        actions, env_actions, key = fn["sample"](state, obs_n, key)
+
+
+def _empty_rollout(steps: int, obs_n: jax.Array, actions: jax.Array) -> Rollout:
+    """Zeros for a rollout of ``steps`` vector steps, filled by the compiled step."""
+    n = obs_n.shape[0]
+    obs = jnp.zeros((steps, *obs_n.shape), jnp.float32)
+    return Rollout(
+        observations=obs,
+        actions=jnp.zeros((steps, *actions.shape), actions.dtype),
+        rewards=jnp.zeros((steps, n), jnp.float32),
+        terminals=jnp.zeros((steps, n), jnp.float32),
+        timeouts=jnp.zeros((steps, n), jnp.float32),
+        next_observations=jnp.zeros_like(obs),
+    )
 
 
 class _Episodes:
