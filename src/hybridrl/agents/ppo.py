@@ -26,7 +26,8 @@ One iteration, for a rollout of T steps of N envs (B = T N rows):
 The runner's on-policy loop calls, per environment step: `normalize_observations` (raw →
 normalised, stats updated), `sample_actions` (clip before ``env.step``), `normalize_rewards`;
 per iteration: `prepare` (log-probs, values, GAE with the *current* parameters) and `update`.
-`act` is for evaluation and takes raw observations.
+`apply_observation_norm` normalises without updating the statistics (the true final
+observation of an episode). `act` is for evaluation and takes raw observations.
 """
 
 from __future__ import annotations
@@ -194,8 +195,10 @@ def init(
 
 
 # ----------------------------------------------------------------------------- acting
-def _normalized(state: State, obs: jax.Array) -> jax.Array:
-    """Raw observations normalised with the current statistics (no update), clipped."""
+def apply_observation_norm(state: State, obs: jax.Array) -> jax.Array:
+    """Raw observations normalised with the current statistics and clipped, WITHOUT updating
+    them (for the true final observation of an episode that the vector env already replaced
+    by the next episode's first one, and for evaluation); float32."""
     obs = jnp.asarray(obs, jnp.float32)
     if not state.config.normalize_observations:
         return obs
@@ -219,7 +222,7 @@ def act(
     """Actions for RAW observations (normalised inside with the current statistics, which are
     not updated): Box: in [-1, 1] (the mean, or a sample, clipped); Discrete: int32 (N,)
     (argmax, or a sample). ``deterministic`` is static under ``jit``."""
-    dist = _policy(state, _normalized(state, observations))
+    dist = _policy(state, apply_observation_norm(state, observations))
     actions = dist.mode() if deterministic else dist.sample(key)
     return actions if state.discrete else jnp.clip(actions, -1.0, 1.0)
 
@@ -232,7 +235,7 @@ def normalize_observations(state: State, observations: jax.Array) -> tuple[State
     if not state.config.normalize_observations:
         return state, obs
     state = dataclasses.replace(state, obs_norm=state.obs_norm.update(obs))
-    return state, _normalized(state, obs)
+    return state, apply_observation_norm(state, obs)
 
 
 def normalize_rewards(
@@ -456,4 +459,8 @@ def update(state: State, batch: RolloutBatch, key: jax.Array) -> tuple[State, Me
 
 
 # What the runner reads (hybridrl.agents.spec).
-SPEC = AgentSpec(on_policy=True, action_kinds=("box", "discrete"), q_probe=False)
+SPEC = AgentSpec(
+    on_policy=True,
+    action_kinds=("box", "discrete"),
+    running_stats=("obs_norm", "return_norm"),
+)
