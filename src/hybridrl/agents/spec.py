@@ -20,6 +20,10 @@ def _one(config: Any) -> int:
     return 1
 
 
+def _zero(config: Any) -> int:
+    return 0
+
+
 @dataclass(frozen=True)
 class AgentSpec:
     """An agent's needs and abilities.
@@ -39,6 +43,15 @@ class AgentSpec:
         running_stats: the state fields that collecting changes (on-policy agents' running
             observation and return statistics): the compiled env step returns only these, not
             the whole state, which would cost a copy of every parameter per env step.
+        behaviour_interval: ``config -> int``, env steps (summed over the vector envs)
+            between calls of the agent's ``update_behaviour(state, buffer, valid, key) ->
+            (state, metrics)`` during collection (PROPS adapts its behaviour policy); 0: none.
+            ``buffer`` is the kept rollouts (without the oldest, which the next update
+            evicts) joined with the rollout being collected; ``valid`` marks its rows
+            collected so far.
+        sampling_error: the agent has ``sampling_error(state, rollout, key) -> scalar``, the
+            PROPS paper's metric of how far the data are from the current policy; an
+            `OnPolicy` phase with ``sampling_error_interval`` logs it.
     """
 
     on_policy: bool = False
@@ -47,6 +60,8 @@ class AgentSpec:
     needs_mc_returns: Callable[[Any], bool] = _never
     minibatches_per_update: Callable[[Any], int] = _one
     running_stats: tuple[str, ...] = ()
+    behaviour_interval: Callable[[Any], int] = _zero
+    sampling_error: bool = False
 
 
 def utd_minibatches(config: Any) -> int:

@@ -345,12 +345,16 @@ class OnPolicy(Phase):
         anneal_lr: decay the agent's learning rate linearly to 0 over this phase's updates
             (CleanRL's ``anneal_lr``): sets the agent config's ``anneal_iterations`` to the
             phase's number of rollouts, counted from the agent's first update.
+        sampling_error_interval: log the agent's sampling error of the kept data (the PROPS
+            paper's metric) before every this many updates; 0: never. Its cost is a
+            maximum-likelihood fit per measurement.
     """
 
     steps: int = 0
     rollout_steps: int = 2048
     keep_batches: int = 1
     anneal_lr: bool = False
+    sampling_error_interval: int = 0
     kind: ClassVar[str] = "on_policy"
 
     @property
@@ -361,6 +365,7 @@ class OnPolicy(Phase):
         _positive(self, "steps", self.steps, allow_zero=True)
         _positive(self, "rollout_steps", self.rollout_steps)
         _positive(self, "keep_batches", self.keep_batches)
+        _positive(self, "sampling_error_interval", self.sampling_error_interval, allow_zero=True)
 
 
 PHASES: dict[str, type[Phase]] = {p.kind: p for p in (Offline, Warmup, Online, OnPolicy)}

@@ -150,6 +150,19 @@ def _check_agents(recipe: Recipe, data: PreparedData, chain: list[tuple[str, Any
                 f"phase '{phase.label}' is on-policy, but agent '{agent}' learns from replay "
                 "(use online/offline phases)"
             )
+        if (
+            isinstance(phase, OnPolicy)
+            and phase.sampling_error_interval
+            and not spec.sampling_error
+        ):
+            raise HybridRLError(
+                f"phase '{phase.label}': sampling_error_interval needs an agent that measures "
+                f"its sampling error; '{agent}' does not"
+            )
+        if spec.behaviour_interval(config) and not hasattr(get_agent(agent), "update_behaviour"):
+            raise HybridRLError(
+                f"agent '{agent}' declares a behaviour interval but has no update_behaviour"
+            )
         if isinstance(phase, OnPolicy) and phase.anneal_lr:
             if not hasattr(config, "anneal_iterations"):
                 raise HybridRLError(

@@ -6,8 +6,8 @@ Per env step the executor makes one env step and one compiled call (normalise th
 observations and rewards with the running statistics in the agent state, and sample the next
 actions); per rollout one ``prepare`` (log-probs and values under the current parameters,
 GAE) and one ``update``. The agent functions used (`hybridrl.agents.ppo`'s API):
-``normalize_observations``, ``normalize_rewards``, ``sample_actions``, ``prepare``,
-``update``.
+``normalize_observations``, ``apply_observation_norm``, ``normalize_rewards``,
+``sample_actions``, ``prepare``, ``update``; with PROPS also ``update_behaviour``.
 
 Segments and resume: as in the replay executor, a segment starts with every env reset from a
 seed derived from (seed, env step, env index); it ends at the first rollout boundary at or
@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybridrl.agents import agent_spec, get_agent
-from hybridrl.data.rollout import Rollout, keep_last
+from hybridrl.data.rollout import Rollout, concatenate, keep_last
 from hybridrl.training.context import Counters, RunContext, derived_seed
 from hybridrl.training.phases import Learner, OnPolicy
 
@@ -79,7 +79,7 @@ def _compiled(agent: ModuleType, discrete: bool) -> dict[str, Any]:
         key: jax.Array,
     ) -> tuple[Any, ...]:
         state, next_n = agent.normalize_observations(state, next_obs)
-        _, finals_n = agent.normalize_observations(state, finals)
+        finals_n = agent.apply_observation_norm(state, finals)
         final_n = jnp.where(ended[:, None], finals_n, next_n)
         state, discounted, scaled = agent.normalize_rewards(state, discounted, rewards, terminated)
         row = Rollout(
@@ -93,7 +93,13 @@ def _compiled(agent: ModuleType, discrete: bool) -> dict[str, Any]:
         cols = jax.tree_util.tree_map(lambda col, x: col.at[t].set(x), cols, row)
         return (changed(state), cols, next_n, discounted, *sample(state, next_n, key))
 
-    return {
+    spec = agent_spec(agent)
+    extra = {}
+    if hasattr(agent, "update_behaviour"):  # plan_run checked it against the spec
+        extra["behaviour"] = jax.jit(agent.update_behaviour)
+    if spec.sampling_error:
+        extra["sampling_error"] = jax.jit(agent.sampling_error)
+    return extra | {
         "first": jax.jit(first),
         "step": jax.jit(step, donate_argnums=(1,)),
         "sample": jax.jit(sample),
@@ -143,6 +149,8 @@ def _segment(
     state = dataclasses.replace(learner.state, **stats)
     discounted = jnp.zeros(n, jnp.float32)
     episodes = _Episodes(n)
+    every = int(agent_spec(learner.agent_name).behaviour_interval(state.config))
+    behaviour_metrics: dict[str, Any] = {}
     interval = s.checkpoint_interval
     next_checkpoint = (c.env_step // interval + 1) * interval
     while True:
@@ -181,14 +189,29 @@ def _segment(
             state = dataclasses.replace(state, **stats)
             c.phase_progress += n
             c.env_step += n
+            if every and c.env_step // every > (c.env_step - n) // every:
+                buffer, valid = _behaviour_buffer(learner.rollouts, phase.keep_batches, cols, t + 1)
+                key, k_behaviour = jax.random.split(key)
+                state, behaviour_metrics = fn["behaviour"](state, buffer, valid, k_behaviour)
+                # the next actions come from the adapted behaviour policy
+                actions, env_actions, key = fn["sample"](state, obs_n, key)
             for i, ret, length in episodes.step(np.asarray(rewards, np.float64), ended):
                 natural = bool(terminated[i] or env_truncated[i])
                 ctx.log_episode(phase, c, ret, length, cut=not natural)
             bar.update(n)
         kept = keep_last(learner.rollouts, cols, phase.keep_batches)
+        measure = phase.sampling_error_interval
+        sampling_error = None
+        if measure and c.update % measure == 0:
+            key, k_error = jax.random.split(key)
+            sampling_error = fn["sampling_error"](state, kept, k_error)
         key, k_update = jax.random.split(key)
         batch = fn["prepare"](state, kept)
         state, metrics = fn["update"](state, batch, k_update)
+        if sampling_error is not None:
+            metrics = {**metrics, "sampling_error": sampling_error}
+        if behaviour_metrics:
+            metrics = {**metrics, **{f"behaviour_{k}": v for k, v in behaviour_metrics.items()}}
         c.update += 1
         learner = dataclasses.replace(
             learner, state=state, rollouts=kept if phase.keep_batches > 1 else None
@@ -203,6 +226,22 @@ def _segment(
             return learner, key
         # The policy changed: the next rollout's first actions come from the new one.
         actions, env_actions, key = fn["sample"](state, obs_n, key)
+
+
+def _behaviour_buffer(
+    kept: Rollout | None, keep: int, cols: Rollout, filled: int
+) -> tuple[Rollout, np.ndarray]:
+    """The data of a behaviour update: the kept rollouts without the oldest (the next
+    update evicts it) joined with the rollout being collected, and which rows are filled."""
+    steps = cols.num_steps
+    parts = [cols]
+    if kept is not None and keep > 1:
+        old = jax.tree_util.tree_map(lambda x: x[-(keep - 1) * steps :], kept)
+        parts.insert(0, old)
+    buffer = concatenate(parts) if len(parts) > 1 else cols
+    valid = np.ones((buffer.num_steps, cols.num_envs), bool)
+    valid[buffer.num_steps - steps + filled :] = False
+    return buffer, valid
 
 
 def _empty_rollout(steps: int, obs_n: jax.Array, actions: jax.Array) -> Rollout:
