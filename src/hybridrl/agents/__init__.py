@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from hybridrl.agents import awac, bc, calql, cql, edac, iql, ppo, sac, td3, td3_bc
+from hybridrl.agents import awac, bc, calql, cql, edac, iql, ppo, props, sac, td3, td3_bc
 from hybridrl.agents.spec import AgentSpec
 from hybridrl.types import HybridRLError
 
@@ -21,6 +21,7 @@ AGENTS: dict[str, ModuleType] = {
     "calql": calql,
     "edac": edac,
     "ppo": ppo,
+    "props": props,
 }
 
 
