@@ -56,6 +56,7 @@ class RunPlan:
 def plan_run(recipe: Recipe, data: PreparedData, seed: int) -> RunPlan:
     """Resolve ``recipe`` on ``data``: a dry run of its hooks on a tiny state gives the agent
     chain; the rest follows from the phases."""
+    _check_action_kind(recipe.agent, data)  # before its init below
     chain = _agent_chain(recipe, data, seed)
     _check_agents(recipe, data, chain)
     needs_mc = [
@@ -137,14 +138,9 @@ def _agent_chain(recipe: Recipe, data: PreparedData, seed: int) -> list[tuple[st
 def _check_agents(recipe: Recipe, data: PreparedData, chain: list[tuple[str, Any]]) -> None:
     """Refuse, before any work, an agent that cannot act in the env's action space or a
     phase kind the agent in effect cannot run."""
-    env_id, kind = data.settings.env_id, data.act_space.kind
     for phase, (agent, config) in zip(recipe.phases, chain, strict=True):
         spec = agent_spec(agent)
-        if kind not in spec.action_kinds:
-            raise HybridRLError(
-                f"{env_id} has a {data.act_space.describe()} action space; agent '{agent}' "
-                f"acts only in {' or '.join(spec.action_kinds)} spaces"
-            )
+        _check_action_kind(agent, data)
         if isinstance(phase, OnPolicy) and not spec.on_policy:
             raise HybridRLError(
                 f"phase '{phase.label}' is on-policy, but agent '{agent}' learns from replay "
@@ -179,6 +175,15 @@ def _check_agents(recipe: Recipe, data: PreparedData, chain: list[tuple[str, Any
                 f"phase '{phase.label}' updates from replay, but agent '{agent}' is on-policy "
                 "(use an on_policy phase)"
             )
+
+
+def _check_action_kind(agent: str, data: PreparedData) -> None:
+    kinds = agent_spec(agent).action_kinds
+    if data.act_space.kind not in kinds:
+        raise HybridRLError(
+            f"{data.settings.env_id} has a {data.act_space.describe()} action space; agent "
+            f"'{agent}' acts only in {' or '.join(kinds)} spaces"
+        )
 
 
 def _switch_step(phases: Sequence[Phase], bounds: list[tuple[int, int]]) -> int | None:
