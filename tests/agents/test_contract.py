@@ -40,6 +40,9 @@ TINY_CONFIGS = {
     "calql": lambda m: m.Config(hidden_dims=(16, 16), num_samples=3),
     "edac": lambda m: m.Config(hidden_dims=(16, 16), num_qs=3),
     "ppo": lambda m: m.Config(hidden_dims=(16, 16), update_epochs=2, num_minibatches=4),
+    "props": lambda m: m.Config(
+        hidden_dims=(16, 16), update_epochs=2, num_minibatches=4, props_update_epochs=2
+    ),
 }
 
 OFF_POLICY = sorted(n for n in AGENTS if not agent_spec(n).on_policy)

@@ -213,6 +213,14 @@ def _abs_advantages(state: State, buffer: Rollout, valid: jax.Array) -> jax.Arra
     """|Â| of the buffer under the current critic (GAE), for AW-PROPS; the last valid row of
     each env is cut like a time-out (bootstrapped from V of its next observation)."""
     cfg = cast(Config, state.config)
+    # rows not collected yet: zeros, so that their contents cannot reach the valid rows
+    keep = valid.astype(jnp.float32)
+    buffer = jax.tree_util.tree_map(
+        lambda x: jnp.where(keep.reshape(keep.shape + (1,) * (x.ndim - 2)) > 0, x, 0).astype(
+            x.dtype
+        ),
+        buffer,
+    )
     _, _, values = evaluate_actions(state, buffer.observations, buffer.actions)
     _, _, next_values = evaluate_actions(state, buffer.next_observations, buffer.actions)
     next_valid = jnp.concatenate([valid[1:], jnp.zeros_like(valid[:1])], axis=0)
@@ -319,6 +327,9 @@ def update_behaviour(
         order = jnp.concatenate([order, jnp.zeros(slots * size - rows, order.dtype)])
         position = jnp.arange(slots * size)
         mask = (valid_flat[order] & (position < rows)).astype(jnp.float32)
+        # masked slots read a valid row (any), so rows not collected yet never enter a
+        # computation (no NaN from their contents can reach a gradient)
+        order = jnp.where(mask > 0, order, order[0])
         ran = carry["minibatches"]
         carry, _ = jax.lax.scan(
             slot, carry, (order.reshape(slots, size), mask.reshape(slots, size))

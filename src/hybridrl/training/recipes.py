@@ -342,6 +342,46 @@ def ppo_discrete() -> Recipe:
     )
 
 
+# PROPS (Corrado & Hanna, arXiv 2311.08290), NicholasCorrado/PPOROS @ a0c8708
+# (PROPS/ppo_props_continuous.py argparse): PPO lr 1e-4 annealed, entropy 0.01, target-KL 0.03,
+# n = 2048 steps, b = 2 kept rollouts, 1M steps. Sampling error every 16 updates: PPOROS's
+# se_freq = num_updates // 30 (30 measurements per run), each a 2,000-step fit of an output
+# layer on frozen features (about 2 s on a CPU for 4,096 rows; docs/agents/props.md).
+_PPOROS_TARGET = {"learning_rate": 1e-4, "ent_coef": 0.01, "target_kl": 0.03}
+
+
+def _ppo_reuse_phase() -> OnPolicy:
+    return OnPolicy(
+        name="online",
+        steps=1_000_000,
+        rollout_steps=2048,
+        keep_batches=2,
+        anneal_lr=True,
+        sampling_error_interval=16,
+    )
+
+
+def ppo_buffer() -> Recipe:
+    return Recipe(
+        name="ppo_buffer",
+        agent="ppo",
+        config=dict(_PPOROS_TARGET),
+        phases=(_ppo_reuse_phase(),),
+        description="PPO on the last 2 rollouts, on-policy sampling (the PROPS paper's "
+        "PPO-Buffer baseline, PPOROS defaults)",
+    )
+
+
+def props() -> Recipe:
+    return Recipe(
+        name="props",
+        agent="props",
+        phases=(_ppo_reuse_phase(),),
+        description="PPO on the last 2 rollouts collected by PROPS's adaptive behaviour "
+        "policy (Corrado & Hanna, 2024; PPOROS defaults)",
+    )
+
+
 RECIPES: dict[str, Callable[[], Recipe]] = {
     "iql_finetune": lambda: _naive(
         "iql", "IQL pretraining, then online with the dataset in the replay buffer"
@@ -359,6 +399,8 @@ RECIPES: dict[str, Callable[[], Recipe]] = {
     "sac": sac_scratch,
     "ppo": ppo,
     "ppo_discrete": ppo_discrete,
+    "ppo_buffer": ppo_buffer,
+    "props": props,
 }
 
 
