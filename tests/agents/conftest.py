@@ -1,12 +1,24 @@
-"""Shared data for agent tests: a small Pendulum dataset from a decent, noisy controller."""
+"""Shared data for agent tests: a small Pendulum dataset from a decent, noisy controller, and
+the learning tests' way to train (`train`: the runner, as users train) and to score a policy on
+fixed episodes (`eval_returns`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
 import pytest
 
 from hybridrl.data.collect import NoiseConfig, collect
 from hybridrl.data.dataset import Dataset
+from hybridrl.envs.make import make_vector_env
+from hybridrl.evaluation.rollout import evaluate_vector
 from hybridrl.policies import PendulumSwingUp
+from hybridrl.training.context import RunResult
+from hybridrl.training.recipes import Recipe
+from hybridrl.training.runner import run
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +39,35 @@ def pendulum_offline() -> Dataset:
 
 
 EVAL_SEED, EVAL_EPISODES = 123, 10
+
+
+def train(
+    recipe: Recipe, run_dir: Path, dataset: Dataset | None = None, **settings: Any
+) -> RunResult:
+    """``recipe`` on Pendulum-v1 through `hybridrl.training.runner.run` (no progress bar)."""
+    return run(recipe, "Pendulum-v1", dataset=dataset, run_dir=run_dir, progress=False, **settings)
+
+
+def eval_returns(
+    agent: ModuleType,
+    state: Any,
+    episodes: int = EVAL_EPISODES,
+    seed: int = EVAL_SEED,
+    obs_stats: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Returns of ``agent``'s deterministic policy on Pendulum-v1 episodes reset with seeds
+    ``seed .. seed + episodes - 1`` (the episodes `behaviour_level` is measured on);
+    ``obs_stats = (mean, std)`` standardises observations as in training."""
+
+    def normalize(obs: np.ndarray) -> np.ndarray:
+        x = np.asarray(obs, np.float32)
+        return x if obs_stats is None else ((x - obs_stats[0]) / obs_stats[1]).astype(np.float32)
+
+    envs = make_vector_env("Pendulum-v1", episodes)
+    try:
+        return evaluate_vector(agent, state, envs, seed=seed, normalize=normalize)
+    finally:
+        envs.close()
 
 
 def behaviour_return_on_eval_episodes(noise_std: float = 0.3, noise_seeds: int = 5) -> float:

@@ -25,8 +25,9 @@ the same deterministic action for ``"mse"``.
 
 **%BC** (Chen et al., 2021, Decision Transformer; Emmons et al., 2022, RvS): BC on the
 fraction of episodes with the highest returns. Filter the dataset first,
-``train_offline(bc, bc.Config(), dataset.filter_top_episodes(0.1), ...)`` for 10%BC;
-`hybridrl.data.dataset.Dataset.filter_top_episodes` keeps whole episodes and marks the cuts.
+``run(offline_recipe("bc"), env_id, dataset=dataset.filter_top_episodes(0.1), run_dir=...)``
+for 10%BC; `hybridrl.data.dataset.Dataset.filter_top_episodes` keeps whole episodes and marks
+the cuts.
 """
 
 from __future__ import annotations

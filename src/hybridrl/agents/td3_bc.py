@@ -12,8 +12,8 @@ official code the normalizer is taken over Q at the *policy's* actions and the B
 mean over batch and action dimensions.
 
 The recipe also standardizes states with the dataset mean and std (Sec. 5; official code
-``std + 1e-3``): train with ``train_offline(td3_bc, config, dataset, ...,
-normalize_observations=True)`` and evaluate with the returned ``obs_stats``. hybridrl floors
+``std + 1e-3``): ``offline_recipe("td3_bc")`` sets ``normalize_observations``, and `run`
+evaluates with those statistics and returns them (``RunResult.obs_stats``). hybridrl floors
 the std at 1e-3 (``Dataset.observation_stats``) instead of adding 1e-3, which differs only for
 dimensions whose std is near 1e-3.
 
