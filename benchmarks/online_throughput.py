@@ -1,0 +1,165 @@
+"""Env steps per second of whole online runs, hybridrl beside Stable-Baselines3, same machine.
+
+    scripts/setup-compare --sb3            # once: .venv-sb3 with stable-baselines3 (torch CPU)
+    .venv/bin/python benchmarks/online_throughput.py --algo ppo --env Hopper-v5 --steps 20480
+    .venv/bin/python benchmarks/online_throughput.py --algo sac --env Hopper-v5 --steps 6000
+
+PPO: the ``ppo`` recipe (CleanRL's ppo_continuous_action.py settings: rollouts of 2048 per env,
+10 epochs x 32 minibatches, 64-64 tanh nets, running observation/reward normalisation) beside
+SB3's PPO at the same settings (``benchmarks/sb3_worker.py``). SAC: an `Online` phase with
+``--random-steps`` uniform actions and no updates before them (SB3's ``learning_starts``), then
+one update per env step, 2x256 networks, batch 256, beside SB3's SAC: equal update counts.
+
+Each library runs ``--repeats`` times, alternating; hybridrl's first (compiling) run is a
+warm-up and not counted (its compile time is printed). The table gives medians, the ratio
+and, for SAC, the share of a step spent outside the update (1 - update time / step time, the
+update time measured alone on the same batch size). Record `nproc` and the load (`uptime`)
+beside the numbers: both libraries use the machine's default thread pools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def hybridrl_run(algo: str, env: str, steps: int, num_envs: int, random_steps: int) -> float:
+    """Wall seconds of one hybridrl run (no evaluation, no checkpoint inside the budget)."""
+    from hybridrl.training.phases import Online
+    from hybridrl.training.recipes import Recipe, get_recipe
+    from hybridrl.training.runner import run
+
+    if algo == "ppo":
+        recipe = get_recipe("ppo").with_budget(on_policy_steps=steps)
+    else:
+        online = Online(steps=steps, random_steps=random_steps, update_after=random_steps)
+        recipe = Recipe("sac_bench", "sac", (online,), config={"actor_q": "min"})
+    run_dir = Path(tempfile.mkdtemp(prefix="hybridrl_bench_"))
+    try:
+        start = time.perf_counter()
+        run(
+            recipe,
+            env,
+            run_dir=run_dir / "run",
+            progress=False,
+            num_envs=num_envs,
+            eval_episodes=1,
+            eval_interval=10**9,
+            checkpoint_interval=10**9 // num_envs * num_envs,
+        )
+        return time.perf_counter() - start
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def sac_update_seconds(env: str, updates: int = 2000) -> float:
+    """Seconds per SAC update alone (batch 256, 2x256), from `hybridrl.bench`'s timing."""
+    import jax
+    import numpy as np
+
+    from hybridrl.agents import sac
+    from hybridrl.data.replay import from_dataset
+    from hybridrl.data.transitions import Transitions
+    from hybridrl.envs.make import env_spaces
+    from hybridrl.training.updates import scan_updates
+
+    obs_space, act_space = env_spaces(env)
+    obs_dim, act_dim = int(np.prod(obs_space.shape)), int(np.prod(act_space.shape))
+    rng = np.random.default_rng(0)
+    n = 10_000
+    data = Transitions(
+        observations=rng.normal(size=(n, obs_dim)).astype(np.float32),
+        actions=rng.uniform(-1, 1, size=(n, act_dim)).astype(np.float32),
+        rewards=rng.normal(size=n).astype(np.float32),
+        next_observations=rng.normal(size=(n, obs_dim)).astype(np.float32),
+        terminals=np.zeros(n, np.float32),
+        timeouts=np.zeros(n, np.float32),
+    )
+    state = sac.init(sac.Config(actor_q="min"), jax.random.PRNGKey(0), obs_dim, act_dim)
+    buffer = from_dataset(data)
+    # one update per call, as the online loop calls it
+    state, _ = scan_updates(
+        sac.update, state, buffer, jax.random.PRNGKey(1), num_updates=1, batch_size=256
+    )
+    jax.block_until_ready(state)
+    start = time.perf_counter()
+    for i in range(updates):
+        state, metrics = scan_updates(
+            sac.update, state, buffer, jax.random.PRNGKey(i), num_updates=1, batch_size=256
+        )
+    jax.block_until_ready(metrics)
+    return (time.perf_counter() - start) / updates
+
+
+def sb3_run(algo: str, env: str, steps: int, num_envs: int, random_steps: int) -> float:
+    python = ROOT / ".venv-sb3" / "bin" / "python"
+    if not python.exists():
+        sys.exit("no .venv-sb3: run scripts/setup-compare --sb3 first")
+    cmd = [str(python), str(ROOT / "benchmarks" / "sb3_worker.py"), algo, env]
+    cmd += ["--steps", str(steps), "--num-envs", str(num_envs)]
+    cmd += ["--learning-starts", str(random_steps)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return float(json.loads(out.strip().splitlines()[-1])["wall_s"])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--algo", choices=("ppo", "sac"), default="ppo")
+    p.add_argument("--env", default="Hopper-v5")
+    p.add_argument("--steps", type=int, default=20_480)
+    p.add_argument("--num-envs", type=int, default=1)
+    p.add_argument("--random-steps", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--skip-sb3", action="store_true")
+    a = p.parse_args()
+    args = (a.algo, a.env, a.steps, a.num_envs, a.random_steps)
+    compile_run = hybridrl_run(*args)
+    ours: list[float] = []
+    theirs: list[float] = []
+    for _ in range(a.repeats):
+        ours.append(hybridrl_run(*args))
+        if not a.skip_sb3:
+            theirs.append(sb3_run(*args))
+    result: dict[str, Any] = {
+        "algo": a.algo,
+        "env": a.env,
+        "steps": a.steps,
+        "num_envs": a.num_envs,
+        "hybridrl_first_run_s": round(compile_run, 2),
+        "hybridrl_wall_s": [round(x, 2) for x in ours],
+        "hybridrl_steps_per_s": round(a.steps / statistics.median(ours), 1),
+        "cpu": platform.processor() or platform.machine(),
+        "nproc": os.cpu_count(),
+        "load_1min_after": round(os.getloadavg()[0], 2),
+    }
+    if theirs:
+        result["sb3_wall_s"] = [round(x, 2) for x in theirs]
+        result["sb3_steps_per_s"] = round(a.steps / statistics.median(theirs), 1)
+        result["ratio"] = round(statistics.median(theirs) / statistics.median(ours), 2)
+    if a.algo == "sac":
+        updating = a.steps - a.random_steps
+        per_update = sac_update_seconds(a.env)
+        step_time = statistics.median(ours) / a.steps
+        result["update_alone_per_s"] = round(1 / per_update, 1)
+        # over the updating steps only: each is one env step plus one update
+        result["outside_update_share"] = round(
+            1 - per_update * updating / statistics.median(ours), 3
+        )
+        result["step_time_ms"] = round(1000 * step_time, 3)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
