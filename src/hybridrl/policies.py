@@ -9,8 +9,9 @@ Kinds shipped here:
 - `CallablePolicy`: wraps a user's function ``fn(obs) -> action`` (one observation at a time,
   or batched).
 - `MLPPolicy`: a saved hybridrl policy (``.npz``, no pickle): an MLP (optionally with
-  LayerNorm) with a deterministic tanh head, a tanh-Gaussian head or a Gaussian head (state-
-  dependent or free log-std), optional observation normalization, actions rescaled to the
+  LayerNorm) with a deterministic tanh head, a tanh-Gaussian head, a Gaussian head (state-
+  dependent or free log-std), PPO's linear Gaussian head or a categorical head (Discrete
+  actions), optional observation normalization (and clip), Box actions rescaled to the
   space's bounds. Every agent exports to this format (`hybridrl.training.export`, ``hybridrl
   export RUN_DIR``), so a trained policy is usable with numpy alone: this module never imports
   jax (only `load_policy` of a run directory does, to export it).
@@ -35,8 +36,14 @@ import numpy as np
 
 from hybridrl.types import HybridRLError, SpaceSpec
 
-POLICY_FORMAT_VERSION = 2  # 2: LayerNorm, state-independent std, the "gaussian" head
-POLICY_KINDS = ("deterministic", "tanh_gaussian", "gaussian")
+POLICY_FORMAT_VERSION = 3
+"""The newest format this module reads and writes. 1: plain MLPs, deterministic or
+state-dependent tanh-Gaussian heads; 2: LayerNorm, state-independent std, the ``gaussian``
+head; 3: the ``linear_gaussian`` and ``categorical`` heads (PPO, PROPS), Discrete action spaces
+(``num_actions``), ``obs_clip`` and an unclipped log-std (``log_std_range: null``). `MLPPolicy.save`
+writes the lowest version that holds the policy, so an older hybridrl still reads what it can."""
+POLICY_KINDS = ("deterministic", "tanh_gaussian", "gaussian", "linear_gaussian", "categorical")
+_VERSION_3_KINDS = ("linear_gaussian", "categorical")
 
 
 class Policy(Protocol):
@@ -146,11 +153,17 @@ class MLPPolicy:
       (SAC, CQL, Cal-QL, EDAC).
     * ``"gaussian"``: ``a = clip(tanh(mean) + std * eps, -1, 1)``, ``tanh(mean)`` when
       deterministic: the unsquashed Gaussian of IQL, AWAC and BC.
+    * ``"linear_gaussian"``: ``a = clip(mean + std * eps, -1, 1)``, ``clip(mean, -1, 1)`` when
+      deterministic: PPO's (and PROPS') Gaussian, no tanh anywhere.
+    * ``"categorical"``: the last layer gives ``num_actions`` logits; ``a = argmax`` when
+      deterministic, else a sample of ``softmax(logits)``; actions are int64 indices in
+      ``[0, num_actions)`` for a Discrete space (``action_low``/``action_high`` are empty).
 
     ``log_std`` is the last layer's second half (state-dependent) or, when ``log_std`` is set,
     one free value per action dimension (state-independent); either way it is clipped to
-    ``log_std_range``. Actions in [-1, 1] are mapped affinely onto ``[action_low,
-    action_high]``. Observations are standardized with ``obs_mean``/``obs_std`` if set.
+    ``log_std_range`` (None: not clipped, as PPO's). Box actions in [-1, 1] are mapped affinely
+    onto ``[action_low, action_high]``. Observations are standardized with
+    ``obs_mean``/``obs_std`` if set, then clipped to ``±obs_clip`` if set.
     """
 
     kernels: list[np.ndarray]
@@ -161,12 +174,16 @@ class MLPPolicy:
     activation: str = "relu"
     obs_mean: np.ndarray | None = None
     obs_std: np.ndarray | None = None
-    log_std_range: tuple[float, float] = (-5.0, 2.0)
+    log_std_range: tuple[float, float] | None = (-5.0, 2.0)
     info: dict[str, Any] = field(default_factory=dict)
     # (scale, bias) of the LayerNorm after each hidden Dense layer; None: no LayerNorm.
     layer_norms: list[tuple[np.ndarray, np.ndarray]] | None = None
     layer_norm_eps: float = 1e-6  # flax.linen.LayerNorm's default
     log_std: np.ndarray | None = None
+    # "categorical" only: the size of the Discrete action space (the last layer's width).
+    num_actions: int | None = None
+    # Standardized observations are clipped to [-obs_clip, obs_clip] (PPO's observation_clip).
+    obs_clip: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in POLICY_KINDS:
@@ -177,6 +194,17 @@ class MLPPolicy:
             raise HybridRLError(
                 f"{len(self.layer_norms)} LayerNorms for {len(self.kernels) - 1} hidden layers"
             )
+        width = int(np.shape(self.kernels[-1])[-1])
+        if self.kind == "categorical":
+            if self.num_actions is None or self.num_actions != width:
+                raise HybridRLError(
+                    f"a categorical policy needs num_actions equal to its last layer's width "
+                    f"({width}); got {self.num_actions}"
+                )
+        elif self.num_actions is not None:
+            raise HybridRLError(f"num_actions is for categorical policies, not '{self.kind}'")
+        if self.obs_clip is not None and not self.obs_clip > 0:
+            raise HybridRLError(f"obs_clip must be positive, got {self.obs_clip}")
 
     @property
     def observation_dim(self) -> int:
@@ -184,12 +212,23 @@ class MLPPolicy:
 
     @property
     def action_dim(self) -> int:
+        """The size of a Box action (1 for a categorical policy: one index)."""
+        if self.kind == "categorical":
+            return 1
         return int(np.asarray(self.action_low).size)
+
+    @property
+    def format_version(self) -> int:
+        """The lowest file format version that holds this policy (what `save` writes)."""
+        v3 = self.kind in _VERSION_3_KINDS or self.obs_clip is not None
+        return 3 if v3 or self.log_std_range is None else 2
 
     def _head(self, observations: np.ndarray) -> np.ndarray:
         x = np.asarray(observations, dtype=np.float32)
         if self.obs_mean is not None and self.obs_std is not None:
             x = (x - self.obs_mean) / self.obs_std
+        if self.obs_clip is not None:
+            x = np.clip(x, -self.obs_clip, self.obs_clip)
         act_fn = _ACTIVATIONS[self.activation]
         for i, (w, b) in enumerate(zip(self.kernels, self.biases, strict=True)):
             x = x @ w + b
@@ -205,22 +244,38 @@ class MLPPolicy:
             mean, log_std = out, np.broadcast_to(self.log_std, out.shape)
         else:
             mean, log_std = np.split(out, 2, axis=-1)
+        if self.log_std_range is None:
+            return mean, log_std
         return mean, np.clip(log_std, *self.log_std_range)
+
+    def _log_softmax(self, observations: np.ndarray) -> np.ndarray:
+        logits = self._head(observations).astype(np.float64)
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
     def act(
         self, observations: np.ndarray, *, deterministic: bool, rng: np.random.Generator
     ) -> np.ndarray:
+        if self.kind == "categorical":
+            if deterministic:  # ties go to the first index, as jnp.argmax
+                return np.argmax(self._head(observations), axis=-1).astype(np.int64)
+            # inverse-CDF sampling, one uniform per row
+            probs = np.exp(self._log_softmax(observations))
+            cdf = np.cumsum(probs, axis=-1)
+            u = rng.random((probs.shape[0], 1)) * cdf[:, -1:]
+            return np.minimum((cdf <= u).sum(axis=-1), probs.shape[-1] - 1).astype(np.int64)
         if self.kind == "deterministic":
             unit = np.tanh(self._head(observations))
         else:
             mean, log_std = self._mean_log_std(observations)
+            center = mean if self.kind == "linear_gaussian" else np.tanh(mean)
             if deterministic:
-                unit = np.tanh(mean)
+                unit = np.clip(center, -1.0, 1.0) if self.kind == "linear_gaussian" else center
             elif self.kind == "tanh_gaussian":
                 unit = np.tanh(mean + np.exp(log_std) * rng.standard_normal(mean.shape))
             else:
                 noise = np.exp(log_std) * rng.standard_normal(mean.shape)
-                unit = np.clip(np.tanh(mean) + noise, -1.0, 1.0)
+                unit = np.clip(center + noise, -1.0, 1.0)
         scaled = self.action_low + (unit + 1.0) * 0.5 * (self.action_high - self.action_low)
         return scaled.astype(np.float32)
 
@@ -233,10 +288,16 @@ class MLPPolicy:
         ``log p(a) = log N(x) - sum log(1 - u^2) - sum log(half)`` (actions on the bounds are
         pulled inside by 1e-6 so that ``atanh`` stays finite); ``"gaussian"``:
         ``log p(a) = log N(u; tanh(mean), std) - sum log(half)`` (the density of the
-        unclipped sample, as the agent's own ``log_prob``).
+        unclipped sample, as the agent's own ``log_prob``); ``"linear_gaussian"``: the same
+        with ``mean`` for ``tanh(mean)``; ``"categorical"``: ``log softmax(logits)[a]`` for
+        the integer actions ``a`` (shape (N,) or (N, 1)).
         """
         if self.kind == "deterministic":
             return None
+        if self.kind == "categorical":
+            index = np.asarray(actions).reshape(-1).astype(np.int64)
+            log_p = self._log_softmax(observations)
+            return np.take_along_axis(log_p, index[:, None], axis=-1)[:, 0].astype(np.float32)
         mean, log_std = (v.astype(np.float64) for v in self._mean_log_std(observations))
         half = (self.action_high - self.action_low).astype(np.float64) / 2.0
         unit = (np.asarray(actions, np.float64) - self.action_low) / half - 1.0
@@ -244,7 +305,8 @@ class MLPPolicy:
             unit = np.clip(unit, -1 + 1e-6, 1 - 1e-6)
             x, log_det = np.arctanh(unit), np.log1p(-(unit**2)) + np.log(half)
         else:
-            x, mean, log_det = unit, np.tanh(mean), np.log(half) + np.zeros_like(unit)
+            center = mean if self.kind == "linear_gaussian" else np.tanh(mean)
+            x, mean, log_det = unit, center, np.log(half) + np.zeros_like(unit)
         z = (x - mean) / np.exp(log_std)
         normal = -0.5 * z**2 - log_std - 0.5 * np.log(2 * np.pi)
         return np.sum(normal - log_det, axis=-1).astype(np.float32)
@@ -258,6 +320,13 @@ class MLPPolicy:
                 f"policy {where} takes {self.observation_dim}-dim observations; {env} gives "
                 f"{observation_dim}"
             )
+        if self.kind == "categorical":
+            if action_space.kind != "discrete" or action_space.n != self.num_actions:
+                raise HybridRLError(
+                    f"policy {where} acts in Discrete({self.num_actions}); {env}'s action space "
+                    f"is {action_space.describe()}"
+                )
+            return
         if action_space.kind != "box" or tuple(action_space.shape) != np.shape(self.action_low):
             raise HybridRLError(
                 f"policy {where} acts in a Box of shape {np.shape(self.action_low)}; {env}'s "
@@ -280,17 +349,21 @@ class MLPPolicy:
         """Write atomically as ``.npz`` (weights plus a JSON header)."""
         from hybridrl.data.io import atomic_path
 
-        header = {
-            "format_version": POLICY_FORMAT_VERSION,
+        header: dict[str, Any] = {
+            "format_version": self.format_version,
             "kind": self.kind,
             "activation": self.activation,
             "num_layers": len(self.kernels),
-            "log_std_range": list(self.log_std_range),
+            "log_std_range": None if self.log_std_range is None else list(self.log_std_range),
             "layer_norm": self.layer_norms is not None,
             "layer_norm_eps": self.layer_norm_eps,
             "state_independent_std": self.log_std is not None,
             "info": self.info,
         }
+        if self.num_actions is not None:
+            header["num_actions"] = int(self.num_actions)
+        if self.obs_clip is not None:
+            header["obs_clip"] = float(self.obs_clip)
         arrays: dict[str, np.ndarray] = {"__policy__": np.array(json.dumps(header))}
         for i, (w, b) in enumerate(zip(self.kernels, self.biases, strict=True)):
             arrays[f"layer{i}/kernel"], arrays[f"layer{i}/bias"] = w, b
@@ -298,7 +371,8 @@ class MLPPolicy:
             arrays[f"layer{i}/ln_scale"], arrays[f"layer{i}/ln_bias"] = scale, bias
         if self.log_std is not None:
             arrays["log_std"] = self.log_std
-        arrays["action_low"], arrays["action_high"] = self.action_low, self.action_high
+        if self.kind != "categorical":
+            arrays["action_low"], arrays["action_high"] = self.action_low, self.action_high
         if self.obs_mean is not None and self.obs_std is not None:
             arrays["obs_mean"], arrays["obs_std"] = self.obs_mean, self.obs_std
         path = Path(path)
@@ -309,7 +383,8 @@ class MLPPolicy:
     @staticmethod
     def load(path: str | os.PathLike[str]) -> MLPPolicy:
         """Read a policy file of any format version up to `POLICY_FORMAT_VERSION` (version 1,
-        plain MLPs with a deterministic or state-dependent tanh-Gaussian head, reads as is)."""
+        plain MLPs with a deterministic or state-dependent tanh-Gaussian head, reads as is;
+        fields a version lacks take their defaults)."""
         p = str(path)
         try:
             with np.load(p, allow_pickle=False) as data:
@@ -341,20 +416,30 @@ class MLPPolicy:
                     (arrays[f"layer{i}/ln_scale"], arrays[f"layer{i}/ln_bias"])
                     for i in range(n - 1)
                 ]
+            kind = header["kind"]
+            log_std_range = header.get("log_std_range", (-5.0, 2.0))
+            num_actions = header.get("num_actions")
+            obs_clip = header.get("obs_clip")
+            empty = np.zeros(0, np.float32)
+            box = kind != "categorical"
             return MLPPolicy(
                 kernels=[arrays[f"layer{i}/kernel"] for i in range(n)],
                 biases=[arrays[f"layer{i}/bias"] for i in range(n)],
-                kind=header["kind"],
+                kind=kind,
                 activation=header["activation"],
-                action_low=arrays["action_low"],
-                action_high=arrays["action_high"],
+                action_low=arrays["action_low"] if box else empty,
+                action_high=arrays["action_high"] if box else empty,
                 obs_mean=arrays.get("obs_mean"),
                 obs_std=arrays.get("obs_std"),
-                log_std_range=tuple(header.get("log_std_range", (-5.0, 2.0))),  # type: ignore[arg-type]
+                log_std_range=None
+                if log_std_range is None
+                else (float(log_std_range[0]), float(log_std_range[1])),
                 info=dict(header.get("info", {})),
                 layer_norms=norms,
                 layer_norm_eps=float(header.get("layer_norm_eps", 1e-6)),
                 log_std=arrays["log_std"] if header.get("state_independent_std") else None,
+                num_actions=None if num_actions is None else int(num_actions),
+                obs_clip=None if obs_clip is None else float(obs_clip),
             )
         except KeyError as exc:
             raise HybridRLError(

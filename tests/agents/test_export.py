@@ -58,7 +58,9 @@ def _scaled(unit: np.ndarray) -> np.ndarray:
     return BOX.low_array + (unit + 1.0) / 2.0 * (BOX.high_array - BOX.low_array)
 
 
-def _check_policy(agent_act, state, policy: MLPPolicy, stats) -> None:
+def _check_policy(agent_act, state, policy: MLPPolicy, stats, net_input=None) -> None:
+    """``net_input(state, x)``: what the actor network sees for the agent's input ``x`` (an
+    agent that normalises inside ``act``, PPO's ``apply_observation_norm``); default ``x``."""
     rng = np.random.default_rng(3)
     obs = rng.normal(size=(64, OBS_DIM)).astype(np.float32) * 3.0
     x = obs if stats is None else (obs - stats[0]) / stats[1]
@@ -66,12 +68,14 @@ def _check_policy(agent_act, state, policy: MLPPolicy, stats) -> None:
     got = policy.act(obs, deterministic=True, rng=np.random.default_rng(0))
     np.testing.assert_allclose(got, _scaled(unit), rtol=1e-5, atol=1e-5)
 
-    dist = state.actor.apply_fn({"params": state.actor.params}, x.astype(np.float32))
+    seen = x.astype(np.float32) if net_input is None else net_input(state, x.astype(np.float32))
+    dist = state.actor.apply_fn({"params": state.actor.params}, seen)
     actions = rng.uniform(-0.9, 0.9, size=(64, ACT_DIM)).astype(np.float32)
     logp = policy.log_prob(obs, _scaled(actions))
     if isinstance(dist, jax.Array):
         assert policy.kind == "deterministic" and logp is None
         return
+    assert logp is not None
     half = (BOX.high_array - BOX.low_array) / 2.0
     expected = np.asarray(dist.log_prob(actions)) - np.sum(np.log(half))
     np.testing.assert_allclose(logp, expected, rtol=1e-4, atol=1e-4)
@@ -96,7 +100,7 @@ def test_exported_policy_acts_like_the_agent(case, normalize, tmp_path):
     exported = policy_from_agent(state, BOX, obs_stats=stats, info={"agent": case})
     policy = MLPPolicy.load(exported.save(tmp_path / "p.npz"))
     assert policy.info == {"agent": case}
-    _check_policy(agent.act, state, policy, stats)
+    _check_policy(agent.act, state, policy, stats, getattr(agent, "apply_observation_norm", None))
 
 
 def test_layer_norm_trunk_and_state_independent_std(tmp_path):
@@ -123,7 +127,8 @@ def test_saved_header_has_the_format_version(tmp_path):
     path = policy_from_agent(state, BOX).save(tmp_path / "p.npz")
     with np.load(path) as data:
         header = json.loads(str(data["__policy__"]))
-    assert header["format_version"] == POLICY_FORMAT_VERSION == 2
+    # the lowest version that holds the policy: version-2 readers still read it
+    assert header["format_version"] == 2 and POLICY_FORMAT_VERSION == 3
     assert header["kind"] == "gaussian" and header["state_independent_std"] is True
     header["format_version"] = 99
     with np.load(path) as data:
@@ -161,5 +166,6 @@ def test_version_1_files_still_load(tmp_path):
     obs = np.random.default_rng(0).normal(size=(4, policy.observation_dim)).astype(np.float32)
     det = policy.act(obs, deterministic=True, rng=np.random.default_rng(0))
     again = MLPPolicy.load(policy.save(tmp_path / "v2.npz"))  # rewritten as version 2
+    assert again.format_version == 2
     np.testing.assert_array_equal(again.act(obs, deterministic=True, rng=None), det)
     np.testing.assert_array_equal(again.log_prob(obs, det), policy.log_prob(obs, det))

@@ -3,9 +3,11 @@ RUN_DIR`` on a tiny IQL run, and their errors (one line naming the file, exit st
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import jax
@@ -17,7 +19,7 @@ from hybridrl import cli
 from hybridrl.agents import get_agent
 from hybridrl.data.collect import NoiseConfig, collect
 from hybridrl.policies import MLPPolicy, PendulumSwingUp, load_policy
-from hybridrl.training.phases import Online, SetConfig, SwitchAgent
+from hybridrl.training.phases import Online, OnPolicy, SetConfig, SwitchAgent
 from hybridrl.training.recipes import Recipe, get_recipe
 from hybridrl.training.restore import restore_run
 from hybridrl.training.runner import run
@@ -246,3 +248,78 @@ def test_video_without_the_extra_names_it(iql_run, tmp_path, monkeypatch):
             catch_exceptions=False,
         )
     assert not (tmp_path / "v.mp4").exists()
+
+
+# ----------------------------------------------------------------------------- on-policy
+def _tiny_on_policy(recipe_name: str) -> Recipe:
+    """2 envs x 8 steps x 2 rollouts, one epoch of 2 minibatches, an 8-unit trunk; the
+    recipe's own anneal_lr (a static config change the restore must replay)."""
+    recipe = get_recipe(recipe_name).with_budget(on_policy_steps=32)
+    phases = tuple(
+        dataclasses.replace(p, rollout_steps=8) if isinstance(p, OnPolicy) else p
+        for p in recipe.phases
+    )
+    recipe = dataclasses.replace(recipe, phases=phases)
+    return recipe.with_config(hidden_dims=(8,), num_minibatches=2, update_epochs=1)
+
+
+@pytest.fixture(scope="module", params=[("ppo_discrete", "CartPole-v1"), ("ppo", "Pendulum-v1")])
+def ppo_run(request, tmp_path_factory):
+    recipe_name, env_id = request.param
+    run_dir = tmp_path_factory.mktemp("runs") / recipe_name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # episodes cut by the tiny budget
+        result = run(
+            _tiny_on_policy(recipe_name),
+            env_id,
+            run_dir=run_dir,
+            num_envs=2,
+            eval_episodes=3,
+            eval_interval=10**6,
+            checkpoint_interval=10**6,
+            progress=False,
+        )
+    return run_dir, env_id, result
+
+
+def test_ppo_export_and_eval_reproduce_the_runs_last_evaluation(ppo_run, tmp_path):
+    """The exported file is the run's final PPO policy (its running observation statistics
+    included: the Pendulum recipe normalizes, CartPole's does not) and, rolled out by
+    ``hybridrl eval`` from the runner's evaluation seeds, scores the runner's last evaluation."""
+    from hybridrl.evaluation.policy_eval import load_policy_source, run_episodes
+    from hybridrl.training.context import derived_seed
+
+    run_dir, env_id, result = ppo_run
+    discrete = env_id == "CartPole-v1"
+    restored = restore_run(run_dir)
+    assert restored.obs_stats is None  # PPO normalizes inside act, not with run statistics
+    assert restored.state.discrete == discrete
+    jax.tree_util.tree_map(np.testing.assert_array_equal, restored.state, result.state)
+
+    out = tmp_path / "policy.npz"
+    kind = "categorical" if discrete else "linear_gaussian"
+    assert f"wrote the {kind} policy of ppo" in _ok(["export", str(run_dir), "-o", str(out)])
+    policy = MLPPolicy.load(out)
+    assert (policy.obs_clip is not None) == (not discrete)
+    raw = np.random.default_rng(0).normal(size=(32, policy.observation_dim)).astype(np.float32)
+    got = policy.act(raw, deterministic=True, rng=np.random.default_rng(0))
+    unit = np.asarray(get_agent("ppo").act(result.state, raw, jax.random.PRNGKey(0), True))
+    if discrete:
+        np.testing.assert_array_equal(got, unit)
+    else:
+        np.testing.assert_allclose(got, unit * 2.0, rtol=1e-5, atol=1e-5)  # Pendulum: ±2
+
+    last_eval = [r for r in result.records if r["kind"] == "eval"][-1]
+    assert last_eval["env_step"] == 32
+    seed = derived_seed(0, 10**9)  # the runner's evaluation episodes: reset(seed + i)
+    returns = run_episodes(load_policy_source(str(out)), env_id, 3, seed=seed)
+    np.testing.assert_allclose(returns.mean(), last_eval["return_mean"], rtol=1e-5)
+    np.testing.assert_allclose(returns.std(), last_eval["return_std"], rtol=1e-4, atol=1e-4)
+    printed = _ok(["eval", str(out), "--episodes", "3", "--seed", str(seed)])
+    assert f"return: {last_eval['return_mean']:.2f} ± " in printed
+    assert (
+        _ok(["eval", str(run_dir), "--episodes", "3", "--seed", str(seed)]).splitlines()[1:]
+        == printed.splitlines()[1:]
+    )
+    stochastic = _ok(["eval", str(out), "--episodes", "1", "--stochastic"])
+    assert "stochastic" in stochastic

@@ -3,13 +3,22 @@
 `policy_from_agent` reads the actor network's definition (the flax module behind
 ``state.actor.apply_fn``: its class, trunk sizes, LayerNorm, log-std clip and whether the std is
 state-dependent) and its parameters; no agent is special-cased by name. The three actor heads
-of `hybridrl.networks.heads` map onto the three kinds of the saved format:
+of `hybridrl.networks.heads` map onto the kinds of the saved format:
 
 * `TanhGaussianActor` → ``tanh_gaussian``: sac, cql, calql, edac, bc with
   ``nll_actor="tanh_gaussian"``;
 * `GaussianActor` → ``gaussian``: iql, awac, bc (its default);
 * `DeterministicActor` → ``deterministic``: td3, td3_bc, bc with ``loss="mse"``, iql with
-  ``actor="deterministic"``.
+  ``actor="deterministic"``;
+* `PPOGaussianActor` → ``linear_gaussian``: ppo, props on Box actions (the mean, clipped to
+  [-1, 1]; a free, unclipped log-std);
+* `PPOCategoricalActor` → ``categorical``: ppo, props on Discrete actions.
+
+An agent that normalises raw observations inside ``act`` carries its statistics in the state:
+a `RunningMeanStd` field ``obs_norm``, applied when its config has ``normalize_observations``
+(PPO, PROPS: ``clip((x - mean) / sqrt(var + 1e-8), ±observation_clip)``). They become the
+policy's ``obs_mean``/``obs_std``/``obs_clip`` (composed with a run's dataset statistics, if
+any), so the policy still takes raw observations.
 
 Dropout (IQL's actor) has no parameters and is the identity when acting, so it is dropped.
 `policy_from_run` does the same for a run directory's last checkpoint (`restore.restore_run`).
@@ -25,7 +34,14 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from hybridrl.networks.heads import DeterministicActor, GaussianActor, TanhGaussianActor
+from hybridrl.core.running_norm import NORMALIZE_EPS, RunningMeanStd
+from hybridrl.networks.heads import (
+    DeterministicActor,
+    GaussianActor,
+    PPOCategoricalActor,
+    PPOGaussianActor,
+    TanhGaussianActor,
+)
 from hybridrl.policies import MLPPolicy
 from hybridrl.types import HybridRLError, SpaceSpec
 
@@ -33,7 +49,11 @@ _KINDS: dict[type, str] = {
     TanhGaussianActor: "tanh_gaussian",
     GaussianActor: "gaussian",
     DeterministicActor: "deterministic",
+    PPOGaussianActor: "linear_gaussian",
+    PPOCategoricalActor: "categorical",
 }
+# Heads with a fixed trunk activation (no ``activation`` attribute) and no LayerNorm.
+_FIXED_TRUNKS: dict[type, str] = {PPOGaussianActor: "tanh", PPOCategoricalActor: "tanh"}
 _ACTIVATION_NAMES = ((nn.relu, "relu"), (nn.tanh, "tanh"), (jnp.tanh, "tanh"), (nn.gelu, "gelu"))
 
 
@@ -63,6 +83,38 @@ def _activation_name(fn: Any) -> str:
     raise HybridRLError(f"policy export: actor activation {fn!r} has no numpy equivalent")
 
 
+def _internal_obs_norm(state: Any) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """``(mean, std, clip)`` of the normalisation the agent applies inside ``act`` (see the
+    module docstring), or None."""
+    stats = getattr(state, "obs_norm", None)
+    if not isinstance(stats, RunningMeanStd) or not state.config.normalize_observations:
+        return None
+    config = state.config
+    mean = _np(stats.mean).reshape(-1)
+    # the same float32 operations as RunningMeanStd.normalize
+    std = np.sqrt(_np(stats.var).reshape(-1) + np.float32(NORMALIZE_EPS))
+    return mean, std, float(np.asarray(config.observation_clip))
+
+
+def _observation_io(
+    state: Any, obs_stats: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[np.ndarray | None, np.ndarray | None, float | None]:
+    """The policy's ``(obs_mean, obs_std, obs_clip)``: the run's standardization
+    ``(x - m1) / s1`` then the agent's own ``(. - m2) / s2``, composed into one
+    ``(x - (m1 + m2 s1)) / (s1 s2)``."""
+    outer = None if obs_stats is None else (_np(obs_stats[0]), _np(obs_stats[1]))
+    inner = _internal_obs_norm(state)
+    if inner is None:
+        if outer is None:
+            return None, None, None
+        return outer[0].reshape(-1), outer[1].reshape(-1), None
+    mean, std, clip = inner
+    if outer is not None:
+        m1, s1 = outer[0].reshape(-1), outer[1].reshape(-1)
+        mean, std = m1 + mean * s1, s1 * std
+    return mean, std, clip
+
+
 def policy_from_agent(
     state: Any,
     action_space: SpaceSpec,
@@ -71,31 +123,49 @@ def policy_from_agent(
     info: dict[str, Any] | None = None,
 ) -> MLPPolicy:
     """A portable `MLPPolicy` whose deterministic actions are ``agent.act(state, obs, key,
-    deterministic=True)`` mapped onto ``action_space``'s bounds, for every registered agent.
+    deterministic=True)`` mapped onto ``action_space``'s bounds (a Discrete space's indices for
+    a categorical actor), for every registered agent.
 
     ``obs_stats = (mean, std)``: the standardization the agent was trained with (the policy
-    then takes raw observations).
+    then takes raw observations); an agent's own running statistics (``state.obs_norm``) are
+    added on top.
     """
-    if action_space.kind != "box":
-        raise HybridRLError("policy export needs a Box action space")
     module = _actor_module(state)
     kind = _KINDS[type(module)]
+    if kind == "categorical":
+        if action_space.kind != "discrete" or action_space.n != module.num_actions:
+            raise HybridRLError(
+                f"policy export: a categorical actor over {module.num_actions} actions needs a "
+                f"Discrete({module.num_actions}) action space, not {action_space.describe()}"
+            )
+    elif action_space.kind != "box":
+        raise HybridRLError(
+            f"policy export: a {type(module).__name__} needs a Box action space, not "
+            f"{action_space.describe()}"
+        )
     params = state.actor.params
     trunk = params["MLP_0"]
     n_hidden = len(module.hidden_dims)
     kernels = [_np(trunk[f"Dense_{i}"]["kernel"]) for i in range(n_hidden)]
     biases = [_np(trunk[f"Dense_{i}"]["bias"]) for i in range(n_hidden)]
     norms = None
-    if module.layer_norm:
+    if type(module) not in _FIXED_TRUNKS and module.layer_norm:
         norms = [
             (_np(trunk[f"LayerNorm_{i}"]["scale"]), _np(trunk[f"LayerNorm_{i}"]["bias"]))
             for i in range(n_hidden)
         ]
     log_std = None
-    log_std_range = (-5.0, 2.0)
+    log_std_range: tuple[float, float] | None = (-5.0, 2.0)
     if kind == "deterministic":
         kernels.append(_np(params["Dense_0"]["kernel"]))
         biases.append(_np(params["Dense_0"]["bias"]))
+    elif kind == "categorical":
+        kernels.append(_np(params["logits"]["kernel"]))
+        biases.append(_np(params["logits"]["bias"]))
+    elif kind == "linear_gaussian":  # PPO's log-std is a free, unclipped parameter
+        kernels.append(_np(params["mean"]["kernel"]))
+        biases.append(_np(params["mean"]["bias"]))
+        log_std, log_std_range = _np(params["log_std"]), None
     else:
         log_std_range = (float(module.log_std_min), float(module.log_std_max))
         mean, std_head = params["mean"], params["log_std"]
@@ -106,20 +176,25 @@ def policy_from_agent(
             kernels.append(_np(mean["kernel"]))
             biases.append(_np(mean["bias"]))
             log_std = _np(std_head)
-    obs_mean, obs_std = obs_stats if obs_stats is not None else (None, None)
+    obs_mean, obs_std, obs_clip = _observation_io(state, obs_stats)
+    box = action_space.kind == "box"
+    empty = np.zeros(0, np.float32)
+    activation = _FIXED_TRUNKS.get(type(module)) or _activation_name(module.activation)
     return MLPPolicy(
         kernels=kernels,
         biases=biases,
         kind=kind,
-        action_low=action_space.low_array.astype(np.float32),
-        action_high=action_space.high_array.astype(np.float32),
-        activation=_activation_name(module.activation),
-        obs_mean=None if obs_mean is None else _np(obs_mean).reshape(-1),
-        obs_std=None if obs_std is None else _np(obs_std).reshape(-1),
+        action_low=action_space.low_array.astype(np.float32) if box else empty,
+        action_high=action_space.high_array.astype(np.float32) if box else empty,
+        activation=activation,
+        obs_mean=obs_mean,
+        obs_std=obs_std,
         log_std_range=log_std_range,
         info=dict(info or {}),
         layer_norms=norms,
         log_std=log_std,
+        num_actions=None if box else action_space.n,
+        obs_clip=obs_clip,
     )
 
 

@@ -5,12 +5,14 @@ A run directory holds ``run.json`` (the recipe, the settings, the observation st
 the action space, see `Runner.run_info`) and ``checkpoints/latest.ckpt`` (the agent state,
 the buffers and the counters). The checkpoint's arrays are read into a template whose static
 structure (agent module, config, optimizers) is rebuilt from the recipe alone: the agent is
-initialized from the recipe's config, then the hooks of every phase the checkpoint has entered
-are replayed on it (``SetConfig``, ``SwitchAgent``, ... decide the state's type and config, as
-in `hybridrl.training.resume.restore`); hooks that move data (``SeedBuffer``,
-``DropOfflineData``) do not touch the state and are skipped, so no buffer and no dataset is
-needed. The whole file is read (msgpack has no partial reads; a run's buffer makes it large),
-but only the ``state`` entry is restored into the template.
+initialized from the recipe's config (as `hybridrl.training.plan.initial_learner`: a Discrete
+action space gives ``discrete=True`` and ``n`` actions), then the hooks of every phase the
+checkpoint has entered are replayed on it (``SetConfig``, ``SwitchAgent``, ... decide the
+state's type and config, as in `hybridrl.training.resume.restore`); hooks that move data
+(``SeedBuffer``, ``DropOfflineData``) do not touch the state and are skipped, so no buffer and
+no dataset is needed; an on-policy phase's learning-rate schedule (``anneal_lr``) is set on the
+config as the phase does. The whole file is read (msgpack has no partial reads; a run's buffer
+makes it large), but only the ``state`` entry is restored into the template.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from hybridrl.agents import get_agent
 from hybridrl.envs.make import env_options
 from hybridrl.training.checkpoint import load_checkpoint_entry
 from hybridrl.training.context import CHECKPOINT
-from hybridrl.training.phases import Learner
+from hybridrl.training.executors.on_policy import with_phase_schedule
+from hybridrl.training.phases import Learner, OnPolicy
 from hybridrl.training.recipes import Recipe
 from hybridrl.types import HybridRLError, SpaceSpec
 
@@ -193,14 +196,19 @@ def _state_template(
     phase the checkpoint has entered (as `Runner._restore` replays them)."""
     module = get_agent(recipe.agent)
     key = jax.random.fold_in(jax.random.PRNGKey(int(settings.get("seed", 0))), 1)
-    act_dim = int(np.prod(action_space.shape))
+    discrete = action_space.kind == "discrete"
+    act_dim = int(action_space.n or 0) if discrete else int(np.prod(action_space.shape))
+    kwargs = {"discrete": True} if discrete else {}
     # One compiled init rather than one small compile per eager op (seconds on a CPU).
-    init = jax.jit(module.init, static_argnums=(2, 3))
-    state = init(recipe.agent_config(), key, obs_dim, act_dim)
+    init = jax.jit(module.init, static_argnums=(2, 3), static_argnames=tuple(kwargs))
+    state = init(recipe.agent_config(), key, obs_dim, act_dim, **kwargs)
     learner = Learner(recipe.agent, state, None, None)
     entered = int(counters.get("phase_index", 0)) + (1 if counters.get("phase_started") else 0)
+    num_envs = int(settings.get("num_envs", 1))
     for phase in recipe.phases[:entered]:
         for hook in phase.hooks:
             if hook.kind not in _DATA_HOOKS:
                 learner = hook.apply(learner)
+        if isinstance(phase, OnPolicy):
+            learner = with_phase_schedule(phase, learner, num_envs)
     return learner.state

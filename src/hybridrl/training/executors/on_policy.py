@@ -108,6 +108,19 @@ def _compiled(agent: ModuleType, discrete: bool) -> dict[str, Any]:
     }
 
 
+def with_phase_schedule(phase: OnPolicy, learner: Learner, num_envs: int) -> Learner:
+    """The learner as ``phase`` runs it: with ``anneal_lr``, the agent config's
+    ``anneal_iterations`` set to the phase's number of updates (rollouts of
+    ``rollout_steps × num_envs`` env steps, the last one possibly shorter). Applied at the
+    start of the phase (and again on resume); `hybridrl.training.restore` applies it too, so a
+    restored state has the run's static structure."""
+    if not phase.anneal_lr:
+        return learner
+    batch = phase.rollout_steps * num_envs
+    config = dataclasses.replace(learner.state.config, anneal_iterations=-(-phase.steps // batch))
+    return dataclasses.replace(learner, state=dataclasses.replace(learner.state, config=config))
+
+
 def run_on_policy_phase(
     ctx: RunContext,
     phase: OnPolicy,
@@ -117,14 +130,7 @@ def run_on_policy_phase(
     envs: gym.vector.VectorEnv,
 ) -> tuple[Learner, jax.Array]:
     """Run the rest of ``phase`` (from ``c.phase_progress``, a rollout boundary)."""
-    if phase.anneal_lr:
-        batch = phase.rollout_steps * ctx.settings.num_envs
-        config = dataclasses.replace(
-            learner.state.config, anneal_iterations=-(-phase.steps // batch)
-        )
-        learner = dataclasses.replace(
-            learner, state=dataclasses.replace(learner.state, config=config)
-        )
+    learner = with_phase_schedule(phase, learner, ctx.settings.num_envs)
     with ctx.bar(phase, phase.steps, c.phase_progress, "step") as bar:
         while c.phase_progress < phase.steps:
             learner, key = _segment(ctx, phase, learner, key, c, envs, bar)
