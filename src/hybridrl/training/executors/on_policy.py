@@ -166,6 +166,7 @@ def _segment(
             c.phase_progress + steps * n >= phase.steps
         )
         cols = _empty_rollout(steps, obs_n, actions)
+        after_update = False
         for t in range(steps):
             next_obs, rewards, terminated, truncated, info = envs.step(np.asarray(env_actions))
             terminated = np.asarray(terminated, bool)
@@ -195,7 +196,12 @@ def _segment(
             state = dataclasses.replace(state, **stats)
             c.phase_progress += n
             c.env_step += n
-            if every and c.env_step // every > (c.env_step - n) // every:
+            due = every and c.env_step // every > (c.env_step - n) // every
+            # On a rollout's last step the behaviour update waits for the target update (as
+            # PPOROS: phi is then copied from the new theta, and the rollout the update
+            # evicts is no longer in its data).
+            after_update = bool(due) and t == steps - 1
+            if due and not after_update:
                 buffer, valid = _behaviour_buffer(learner.rollouts, phase.keep_batches, cols, t + 1)
                 key, k_behaviour = jax.random.split(key)
                 state, behaviour_metrics = fn["behaviour"](state, buffer, valid, k_behaviour)
@@ -223,6 +229,12 @@ def _segment(
             learner, state=state, rollouts=kept if phase.keep_batches > 1 else None
         )
         ctx.log_train(phase, metrics, c)
+        if after_update:
+            # the data of the next target update so far: the kept rollouts but the oldest
+            buffer, valid = _behaviour_buffer(kept, phase.keep_batches, _zeros_like(cols), 0)
+            key, k_behaviour = jax.random.split(key)
+            state, behaviour_metrics = fn["behaviour"](state, buffer, valid, k_behaviour)
+            learner = dataclasses.replace(learner, state=state)
         crossed = c.env_step // s.eval_interval > start_step // s.eval_interval
         if crossed and c.phase_progress < phase.steps:
             bar.set_postfix_str("evaluating")
@@ -248,6 +260,10 @@ def _behaviour_buffer(
     valid = np.ones((buffer.num_steps, cols.num_envs), bool)
     valid[buffer.num_steps - steps + filled :] = False
     return buffer, valid
+
+
+def _zeros_like(rollout: Rollout) -> Rollout:
+    return jax.tree_util.tree_map(jnp.zeros_like, rollout)
 
 
 def _empty_rollout(steps: int, obs_n: jax.Array, actions: jax.Array) -> Rollout:
