@@ -151,8 +151,9 @@ def test_run_report_and_recipes_end_to_end(tmp_path):
     resume = ["run", "iql_finetune", "--out", seed0, "--seed", "0", "--resume"]
     again = runner.invoke(app, [*resume, "--env", "Pendulum-v1", *common])
     assert again.exit_code == 0, again.output
-    assert json.loads(again.stdout.split("run directory")[0])["final_score"] == (
-        summary["final_score"]
+    assert (
+        json.loads(again.stdout.split("run directory")[0])["final_score"]
+        == (summary["final_score"])
     )
     assert f"{seed0}: resumed from the checkpoint at env step 40" in again.stderr
     table = _ok(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report")])

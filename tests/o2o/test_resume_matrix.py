@@ -59,6 +59,8 @@ def _recipe(name: str) -> Recipe:
         recipe = dataclasses.replace(recipe, phases=phases).with_config(
             num_minibatches=2, update_epochs=2
         )
+        if recipe.agent == "props":  # behaviour updates inside rollouts and at their ends
+            recipe = recipe.with_config(props_num_steps=2, props_update_epochs=2)
     if "num_qs" in recipe.config:
         recipe = recipe.with_config(num_qs=2)
     if recipe.agent in ("cql", "calql"):
