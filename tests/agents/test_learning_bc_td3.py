@@ -108,7 +108,7 @@ def test_td3_learns_pendulum_online(tmp_path, record_property):
     assert eval_returns(td3, untrained, episodes=3).mean() < -900
     result = train(recipe, tmp_path / "run", seed=1, eval_episodes=5)
     step, score = result.evaluations()[-1]
-    record_property("score", score)
+    record_property("score", float(score))
     # measured: -254 (seed 1) after 6000 steps (the former training loop: -260 / -234 for
     # seeds 1 / 2); random play gives ~-1200
     assert step == 6000 and score > -500
@@ -128,7 +128,7 @@ def test_bc_reaches_behaviour_level_offline(
     assert eval_returns(bc, untrained, episodes=3).mean() < -900
     result = train(recipe, tmp_path / "run", pendulum_offline)
     score = eval_returns(bc, result.state).mean()
-    record_property("score", score)
+    record_property("score", float(score))
     assert score >= behaviour_level
 
 
@@ -143,5 +143,5 @@ def test_td3_bc_reaches_behaviour_level_offline(
     # measured: -179.8 after 8000 updates (seed 0; the former training loop: -179.8 / -179.8
     # for seeds 0 / 1, -183.2 / -183.8 after 5000)
     score = eval_returns(td3_bc, result.state, obs_stats=result.obs_stats).mean()
-    record_property("score", score)
+    record_property("score", float(score))
     assert score >= behaviour_level

@@ -152,5 +152,5 @@ def test_reaches_behaviour_level_on_pendulum_offline(
     assert eval_returns(agent, untrained, episodes=3).mean() < -900
     result = train(recipe, tmp_path / "run", pendulum_offline, seed=0)
     score = eval_returns(agent, result.state).mean()
-    record_property("score", score)
+    record_property("score", float(score))
     assert score >= behaviour_level

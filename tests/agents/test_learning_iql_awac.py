@@ -158,5 +158,5 @@ def test_reaches_behaviour_level_offline(
     assert eval_returns(agent, untrained, episodes=3).mean() < -900
     result = train(recipe, tmp_path / "run", pendulum_offline)
     score = eval_returns(agent, result.state, obs_stats=result.obs_stats).mean()
-    record_property("score", score)
+    record_property("score", float(score))
     assert score >= behaviour_level, name

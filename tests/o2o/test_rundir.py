@@ -159,7 +159,9 @@ def test_a_failed_resume_rewrites_nothing(pendulum_small, tmp_path):
 
 # ------------------------------------------------------------- Ctrl-C and --resume lines
 def _interrupt_on_evaluation(monkeypatch: pytest.MonkeyPatch, at: int) -> None:
-    original = Runner._evaluate
+    from hybridrl.training.evaluate import Evaluator
+
+    original = Evaluator.evaluate
     calls = []
 
     def evaluate(self, *args, **kwargs):
@@ -168,7 +170,7 @@ def _interrupt_on_evaluation(monkeypatch: pytest.MonkeyPatch, at: int) -> None:
             raise KeyboardInterrupt
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Runner, "_evaluate", evaluate)
+    monkeypatch.setattr(Evaluator, "evaluate", evaluate)
 
 
 def test_ctrl_c_says_where_the_run_stands_and_resume_says_where_it_continues(
