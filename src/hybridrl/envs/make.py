@@ -98,6 +98,10 @@ def make_unit_action_env(
     return gym.wrappers.RescaleAction(env, -ones, ones)
 
 
+ENV_BACKENDS = ("gymnasium", "envpool")
+"""Vector-env engines (`make_vector_env`'s ``backend``, the run setting ``env_backend``)."""
+
+
 def make_vector_env(
     env_id: str,
     num_envs: int,
@@ -105,6 +109,7 @@ def make_vector_env(
     asynchronous: bool = False,
     action_kinds: tuple[str, ...] = ("box",),
     agent: str | None = None,
+    backend: str = "gymnasium",
     **kwargs: Any,
 ) -> gym.vector.VectorEnv:
     """``num_envs`` copies of `make_unit_action_env` as a Gymnasium vector env.
@@ -114,13 +119,28 @@ def make_vector_env(
     every step yields one complete transition (no dummy step between episodes). A Discrete
     action space gives a ``MultiDiscrete`` batch space: ``step`` takes an integer array of
     shape ``(num_envs,)``. ``action_kinds`` and ``agent``: as in `make_unit_action_env`.
+
+    ``backend`` (`ENV_BACKENDS`): ``"envpool"`` steps the sub-envs with EnvPool (an optional
+    extra) behind this same contract (`hybridrl.envs.envpool_backend`); ``asynchronous`` is
+    then refused (EnvPool has its own threads).
     """
     if num_envs <= 0:
         raise HybridRLError(f"num_envs must be positive, got {num_envs}")
+    if backend not in ENV_BACKENDS:
+        raise HybridRLError(f"env_backend must be one of {ENV_BACKENDS}, got {backend!r}")
+    if backend == "envpool" and asynchronous:
+        raise HybridRLError(
+            "asynchronous envs are for the gymnasium backend; envpool steps its envs in its "
+            "own threads"
+        )
     # unknown ids, unsupported spaces and an action kind the agent lacks fail here, clearly
     probe = make_env(env_id, **kwargs)
     try:
         check_action_kind(env_id, probe.action_space, action_kinds, agent=agent)
+        if backend == "envpool":
+            from hybridrl.envs.envpool_backend import make_envpool_vector_env
+
+            return make_envpool_vector_env(env_id, num_envs, probe, **kwargs)
     finally:
         probe.close()
     fns = [

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hybridrl.envs.envpool_backend import import_envpool
+from hybridrl.envs.make import ENV_BACKENDS
 from hybridrl.training.phases import Learner
 from hybridrl.training.recipes import Recipe
 from hybridrl.types import HybridRLError
@@ -56,6 +58,9 @@ class RunSettings:
         reference_returns: ``(random, expert)`` returns for normalized scores; default: the
             dataset's metadata, then the D4RL table for the env id; else raw returns.
         asynchronous: subprocess vector envs (worth it for slow simulators only).
+        env_backend: the vector-env engine of the training and evaluation envs: "gymnasium"
+            or "envpool" (EnvPool's C++ envs behind the same contract; an optional extra,
+            ``pip install 'hybridrl[envpool]'``; see docs/envs.md).
         max_episode_steps, env_kwargs: the envs' time limit and constructor arguments
             (``gymnasium.make``'s); default: what the dataset recorded for this env id (a
             Minari env spec), else the registered ones.
@@ -75,6 +80,7 @@ class RunSettings:
     mc_sparse_reward: bool = False
     reference_returns: tuple[float, float] | None = None
     asynchronous: bool = False
+    env_backend: str = "gymnasium"
     max_episode_steps: int | None = None
     env_kwargs: dict[str, Any] | None = None
 
@@ -86,6 +92,17 @@ class RunSettings:
         for name in names:
             if getattr(self, name) <= 0:
                 raise HybridRLError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.env_backend not in ENV_BACKENDS:
+            raise HybridRLError(
+                f"env_backend must be one of {', '.join(ENV_BACKENDS)}, got {self.env_backend!r}"
+            )
+        if self.env_backend == "envpool":
+            if self.asynchronous:
+                raise HybridRLError(
+                    "asynchronous is for env_backend gymnasium; envpool steps its envs in its "
+                    "own threads"
+                )
+            import_envpool()  # not installed: one line saying how to install it
         n = self.num_envs
         if self.checkpoint_interval % n:
             raise HybridRLError(
@@ -106,6 +123,8 @@ class RunSettings:
         for name in ("max_episode_steps", "env_kwargs"):  # absent from runs written before them
             if d[name] is None:
                 del d[name]
+        if d["env_backend"] == "gymnasium":  # the default, absent from runs written before it
+            del d["env_backend"]
         return d
 
 

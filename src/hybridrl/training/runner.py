@@ -150,6 +150,7 @@ class Runner:
             asynchronous=asynchronous,
             # plan_run has refused an agent that cannot act in this kind of space
             action_kinds=(self.data.act_space.kind,),
+            backend=s.env_backend,
             **env_options(s.max_episode_steps, s.env_kwargs),
         )
 
