@@ -9,7 +9,8 @@ A run directory (written by the runner; the format is documented in ``docs/evalu
   (``env_step``, ``update``, ``score``, ...), ``kind == "episode"`` records the online
   episodes (``env_step``, ``return``, ``score``, ``phase``); other kinds are ignored.
 * ``summary.json``: the run's O2O metrics. When it is missing or unreadable (a crashed run)
-  they are recomputed from ``metrics.jsonl`` with `o2o_metrics`.
+  they are recomputed from ``metrics.jsonl`` with `hybridrl.evaluation.summary.run_summary`,
+  the function the runner wrote them with.
 
 Runs are grouped by (``name``, ``score_unit``); every metric is aggregated over the runs that
 define it with the IQM and a 95% stratified-bootstrap interval (strata = tasks), see
@@ -29,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from hybridrl.evaluation.stats import finetune_step, iqm, o2o_metrics, stratified_bootstrap_ci
+from hybridrl.evaluation.stats import iqm, stratified_bootstrap_ci
+from hybridrl.evaluation.summary import SUMMARY_KEYS, is_offline_only, record_score, run_summary
 from hybridrl.types import HybridRLError
 
 __all__ = [
@@ -45,7 +47,6 @@ __all__ = [
 ]
 
 SCORE_UNITS = ("normalized", "return")
-ENV_PHASE_KINDS = ("warmup", "online")  # phases that take env steps
 # Metrics aggregated with IQM + stratified bootstrap interval in `summarize`.
 AGGREGATED_METRICS = (
     "pretrain_score",
@@ -54,22 +55,6 @@ AGGREGATED_METRICS = (
     "final_score",
     "regret",
     "improvement",
-)
-SUMMARY_KEYS = (
-    "pretrain_score",
-    "dip",
-    "dip_score",
-    "worst_score",
-    "worst_step",
-    "final_score",
-    "regret",
-    "improvement",
-    "q_at_switch",
-    "q_drift",
-    "switch_step",
-    "total_env_steps",
-    "total_updates",
-    "wall_time_s",
 )
 
 
@@ -93,7 +78,7 @@ class RunRecord:
     @property
     def offline_only(self) -> bool:
         """True when no phase takes env steps; its curve is plotted against updates."""
-        return not any(p.get("kind") in ENV_PHASE_KINDS for p in self.phases)
+        return is_offline_only(self.phases)
 
     @property
     def x_key(self) -> str:
@@ -107,16 +92,9 @@ class RunRecord:
         """
         last: dict[int, float] = {}
         for e in self.evals:
-            last[int(e.get(self.x_key) or 0)] = _score(e)  # later records overwrite
+            last[int(e.get(self.x_key) or 0)] = record_score(e)  # later records overwrite
         xs = np.array(sorted(last), dtype=np.float64)
         return xs, np.array([last[int(x)] for x in xs], dtype=np.float64)
-
-
-def _score(record: Mapping[str, Any]) -> float:
-    score = record.get("score")
-    if score is None:  # e.g. no reference scores: fall back to the raw return
-        score = record.get("return_mean", record.get("return"))
-    return math.nan if score is None else float(score)
 
 
 def _read_json(path: Path) -> Any:
@@ -148,52 +126,10 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _end_step(run: RunRecord) -> int:
-    ends = [int(p["end_step"]) for p in run.phases if p.get("end_step") is not None]
-    if ends:
-        return max(ends)
-    steps = [int(r.get("env_step") or 0) for r in (*run.evals, *run.episodes)]
-    return max(steps, default=0)
-
-
-def recompute_summary(run: RunRecord, dip_fraction: float = 0.25) -> dict[str, Any]:
-    """The summary metrics of ``run`` computed from its eval and episode records."""
-    kind_of = {p.get("name"): p.get("kind") for p in run.phases}
-    online = [
-        _score(e)
-        for e in run.episodes
-        if e.get("cut") is not True  # cut by the checkpoint schedule: not a whole episode
-        and (
-            kind_of.get(e.get("phase")) in ENV_PHASE_KINDS
-            or (e.get("phase") not in kind_of and run.switch_step is not None)
-        )
-    ]
-    xs = [int(e.get(run.x_key) or 0) for e in run.evals]
-    metrics: dict[str, Any] = o2o_metrics(
-        list(zip(xs, (_score(e) for e in run.evals), strict=True)),
-        None if run.offline_only else run.switch_step,
-        _end_step(run),
-        online,
-        dip_fraction=dip_fraction,
-        normalized=run.score_unit == "normalized",
-        finetune_step=finetune_step(run.phases, run.switch_step),
-    )
-    # Q at the switch: the probe of the pre-trained policy's evaluation. The drift needs the
-    # runner's own definition, so it only comes from summary.json.
-    q_at_switch = None
-    if run.switch_step is not None and not run.offline_only:
-        before = [e for e in run.evals if int(e.get("env_step") or 0) <= run.switch_step]
-        if before and before[-1].get("q_probe") is not None:
-            q_at_switch = float(before[-1]["q_probe"])
-    metrics.update(
-        q_at_switch=q_at_switch,
-        q_drift=None,
-        switch_step=run.switch_step,
-        total_env_steps=_end_step(run),
-        total_updates=max((int(e.get("update") or 0) for e in run.evals), default=None),
-        wall_time_s=max((float(e.get("time_s") or 0.0) for e in run.evals), default=None),
-    )
-    return metrics
+def recompute_summary(run: RunRecord, dip_fraction: float | None = None) -> dict[str, Any]:
+    """The summary of ``run`` computed from its records, as the runner computes it
+    (`hybridrl.evaluation.summary.run_summary`; ``dip_fraction`` None: the run's setting)."""
+    return run_summary(run.info, [*run.evals, *run.episodes], dip_fraction=dip_fraction)
 
 
 def load_run(path: str | os.PathLike[str]) -> RunRecord:

@@ -42,6 +42,7 @@ from hybridrl.data.dataset import Dataset
 from hybridrl.data.io import atomic_path
 from hybridrl.envs.make import env_options, make_vector_env
 from hybridrl.evaluation.stats import dip_window
+from hybridrl.evaluation.summary import run_summary
 from hybridrl.training.context import (
     CHECKPOINT,
     Counters,
@@ -61,7 +62,7 @@ from hybridrl.training.prepared import prepare
 from hybridrl.training.recipes import Recipe
 from hybridrl.training.resume import check_fingerprint, restore, save_run_checkpoint
 from hybridrl.training.rundir import RunDirectory, RunInterrupted
-from hybridrl.training.summary import dip_evaluation_step, run_summary
+from hybridrl.training.summary import dip_evaluation_step
 from hybridrl.types import HybridRLError
 
 
@@ -372,25 +373,14 @@ class Runner:
         self._last_checkpoint = dataclasses.replace(counters)
 
     def _summary(self, records: list[dict[str, Any]], c: Counters) -> dict[str, Any]:
-        metrics = run_summary(
-            records,
-            switch_step=self.switch_step,
-            end_step=self.recipe.env_steps,
-            dip_fraction=self.settings.dip_fraction,
-            normalized=self.score_unit == "normalized",
-            finetune_step=self.plan.finetune_step,
-        )
-        return {
-            "name": self.recipe.name,
-            "task": self.run_info()["task"],
-            "seed": self.settings.seed,
-            "score_unit": self.score_unit,
-            **metrics,
-            "switch_step": self.switch_step,
+        totals = {
             "total_env_steps": c.env_step,
             "total_updates": c.update,
             "wall_time_s": round(self._clock(), 2),
         }
+        return run_summary(
+            self.run_info(), records, dip_fraction=self.settings.dip_fraction, totals=totals
+        )
 
 
 def run(

@@ -1,54 +1,15 @@
-"""The run summary (offline-to-online metrics with the Q probe), and the evaluation the
-dip window needs. `hybridrl.evaluation.stats` holds the metric definitions."""
+"""Where the runner places the evaluation the dip window needs. The run summary itself is
+`hybridrl.evaluation.summary.run_summary` (shared with `hybridrl report`); the metric
+definitions are in `hybridrl.evaluation.stats`."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
-from hybridrl.evaluation.stats import dip_window, o2o_metrics
+from hybridrl.evaluation.stats import dip_window
 from hybridrl.training.context import RunSettings
 from hybridrl.training.phases import Online, Phase
-
-
-def run_summary(
-    records: list[dict[str, Any]],
-    *,
-    switch_step: int | None,
-    end_step: int,
-    dip_fraction: float,
-    normalized: bool,
-    finetune_step: int | None,
-) -> dict[str, Any]:
-    """`o2o_metrics` of a run's eval and episode records, with ``q_at_switch`` (the Q probe at
-    the last evaluation before the switch) and ``q_drift`` (its change at the last evaluation
-    in the dip window). Episodes cut by the checkpoint schedule do not count for regret."""
-    evals = [r for r in records if r["kind"] == "eval"]
-    episodes = [
-        r["score"]
-        for r in records
-        if r["kind"] == "episode" and not r.get("cut") and r["env_step"] > 0
-    ]
-    metrics: dict[str, Any] = o2o_metrics(
-        [(r["env_step"], r["score"]) for r in evals],
-        switch_step,
-        end_step,
-        episodes,
-        dip_fraction=dip_fraction,
-        normalized=normalized,
-        finetune_step=finetune_step,
-    )
-    q_switch, q_drift = None, None
-    if switch_step is not None:
-        before = [r for r in evals if r["env_step"] <= switch_step]
-        start, window_end = dip_window(switch_step, end_step, dip_fraction, finetune_step)
-        after = [r for r in evals if start < r["env_step"] <= window_end]
-        if before and before[-1]["q_probe"] is not None:
-            q_switch = before[-1]["q_probe"]
-            if after and after[-1]["q_probe"] is not None:
-                q_drift = after[-1]["q_probe"] - q_switch
-    return {**metrics, "q_at_switch": q_switch, "q_drift": q_drift}
 
 
 def dip_evaluation_step(
