@@ -3,6 +3,8 @@
     scripts/setup-compare --sb3            # once: .venv-sb3 with stable-baselines3 (torch CPU)
     .venv/bin/python benchmarks/online_throughput.py --algo ppo --env Hopper-v5 --steps 20480
     .venv/bin/python benchmarks/online_throughput.py --algo sac --env Hopper-v5 --steps 6000
+    .venv/bin/python benchmarks/online_throughput.py --scale-envs 1,4,16 \
+        --backend gymnasium,envpool --steps 16384       # hybridrl only, both env backends
 
 PPO: the ``ppo`` recipe (CleanRL's ppo_continuous_action.py settings: rollouts of 2048 per env,
 10 epochs x 32 minibatches, 64-64 tanh nets, running observation/reward normalisation) beside
@@ -15,6 +17,11 @@ warm-up and not counted (its compile time is printed). The table gives medians, 
 and, for SAC, the share of a step spent outside the update (1 - update time / step time, the
 update time measured alone on the same batch size). Record `nproc` and the load (`uptime`)
 beside the numbers: both libraries use the machine's default thread pools.
+
+``--backend`` picks hybridrl's vector-env engine (``gymnasium``, or ``envpool`` with the
+``envpool`` extra). ``--scale-envs 1,4,16`` runs hybridrl alone at each number of envs for
+each backend given (a comma list) and prints one row per pair: the scaling table of
+docs/results.md.
 """
 
 from __future__ import annotations
@@ -35,7 +42,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def hybridrl_run(algo: str, env: str, steps: int, num_envs: int, random_steps: int) -> float:
+def hybridrl_run(
+    algo: str, env: str, steps: int, num_envs: int, random_steps: int, backend: str = "gymnasium"
+) -> float:
     """Wall seconds of one hybridrl run (no evaluation, no checkpoint inside the budget)."""
     from hybridrl.training.phases import Online
     from hybridrl.training.recipes import Recipe, get_recipe
@@ -58,6 +67,7 @@ def hybridrl_run(algo: str, env: str, steps: int, num_envs: int, random_steps: i
             eval_episodes=1,
             eval_interval=10**9,
             checkpoint_interval=10**9 // num_envs * num_envs,
+            env_backend=backend,
         )
         return time.perf_counter() - start
     finally:
@@ -114,6 +124,42 @@ def sb3_run(algo: str, env: str, steps: int, num_envs: int, random_steps: int) -
     return float(json.loads(out.strip().splitlines()[-1])["wall_s"])
 
 
+def scale_envs(a: argparse.Namespace, counts: list[int], backends: list[str]) -> None:
+    """hybridrl's env steps/s at each number of envs for each backend: a first (compiling)
+    run, then ``--repeats`` timed runs, alternating backends; one JSON row per pair and a
+    markdown table."""
+    rows = []
+    for n in counts:
+        walls: dict[str, list[float]] = {b: [] for b in backends}
+        first = {b: hybridrl_run(a.algo, a.env, a.steps, n, a.random_steps, b) for b in backends}
+        for _ in range(a.repeats):
+            for b in backends:
+                walls[b].append(hybridrl_run(a.algo, a.env, a.steps, n, a.random_steps, b))
+        for b in backends:
+            row = {
+                "algo": a.algo,
+                "env": a.env,
+                "steps": a.steps,
+                "num_envs": n,
+                "backend": b,
+                "first_run_s": round(first[b], 2),
+                "wall_s": [round(x, 2) for x in walls[b]],
+                "steps_per_s": round(a.steps / statistics.median(walls[b]), 1),
+                "nproc": os.cpu_count(),
+                "load_1min_after": round(os.getloadavg()[0], 2),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print("\n| envs | " + " | ".join(f"{b} steps/s" for b in backends) + " |")
+    print("|---:|" + "---:|" * len(backends))
+    for n in counts:
+        rates = [
+            next(r["steps_per_s"] for r in rows if r["num_envs"] == n and r["backend"] == b)
+            for b in backends
+        ]
+        print(f"| {n} | " + " | ".join(f"{x:.0f}" for x in rates) + " |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--algo", choices=("ppo", "sac"), default="ppo")
@@ -123,8 +169,14 @@ def main() -> None:
     p.add_argument("--random-steps", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-sb3", action="store_true")
+    p.add_argument("--backend", default="gymnasium", help="env backend(s), comma-separated")
+    p.add_argument("--scale-envs", default=None, help="e.g. 1,4,16: hybridrl only, per backend")
     a = p.parse_args()
-    args = (a.algo, a.env, a.steps, a.num_envs, a.random_steps)
+    backends = a.backend.split(",")
+    if a.scale_envs:
+        scale_envs(a, [int(n) for n in a.scale_envs.split(",")], backends)
+        return
+    args = (a.algo, a.env, a.steps, a.num_envs, a.random_steps, backends[0])
     compile_run = hybridrl_run(*args)
     ours: list[float] = []
     theirs: list[float] = []
@@ -137,6 +189,7 @@ def main() -> None:
         "env": a.env,
         "steps": a.steps,
         "num_envs": a.num_envs,
+        "backend": backends[0],
         "hybridrl_first_run_s": round(compile_run, 2),
         "hybridrl_wall_s": [round(x, 2) for x in ours],
         "hybridrl_steps_per_s": round(a.steps / statistics.median(ours), 1),
