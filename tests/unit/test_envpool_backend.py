@@ -45,6 +45,23 @@ def test_without_the_extra_one_line_says_how_to_install(monkeypatch: pytest.Monk
         settings.validate(get_recipe("ppo"))
 
 
+def test_the_cli_without_the_extra_exits_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hybridrl.cli import main
+
+    monkeypatch.setitem(sys.modules, "envpool", None)
+    out = tmp_path / "run"
+    argv = ["hybridrl", "run", "ppo", "--env", "Hopper-v5", "--env-backend", "envpool"]
+    monkeypatch.setattr(sys, "argv", [*argv, "-o", str(out)])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1, err
+    assert "--env-backend 'envpool' needs the envpool package" in err
+    assert "pip install 'hybridrl[envpool]'" in err and not out.exists()
+
+
 def test_bad_backend_settings_are_refused() -> None:
     with pytest.raises(HybridRLError, match="env_backend must be one of gymnasium, envpool"):
         RunSettings(env_id="Pendulum-v1", env_backend="brax").validate(get_recipe("ppo"))
