@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from hybridrl.envs.minigrid import prepare_minigrid
 from hybridrl.types import HybridRLError, SpaceSpec
 
 
@@ -15,8 +16,10 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gymnasium.make`` with an error that suggests close ids when ``env_id`` is unknown.
 
     The spaces are checked up front: hybridrl handles Box observations and Box or Discrete
-    actions.
+    actions. MiniGrid tasks take an observation adapter in the id
+    (``minigrid-onehot/MiniGrid-Empty-5x5-v0``, `hybridrl.envs.minigrid`).
     """
+    prepare_minigrid(env_id)
     try:
         env = gym.make(env_id, **kwargs)
     except TypeError as exc:  # an argument the env's constructor does not take
