@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
@@ -40,7 +41,25 @@ def load_pytree(template: T, path: str | os.PathLike[str]) -> T:
     except (ValueError, KeyError, TypeError) as exc:
         raise HybridRLError(f"checkpoint {p} does not match this configuration: {exc}") from exc
     _check_shapes(template, restored, p)
-    return restored
+    return _like_template(template, restored)
+
+
+def _like_template(template: T, restored: T) -> T:
+    """``restored`` with each leaf of the template's kind: a Python scalar where the template
+    has one (config numbers, a fresh `TrainState`'s ``step``) and a weakly typed scalar array
+    where the template has one. msgpack gives strongly typed NumPy arrays, which trace to
+    other input types (``f32[]`` instead of ``f32[]{weak_type=True}``): every compiled
+    program would be compiled again after a resume (seconds each), with the same numbers."""
+
+    def like(a: Any, b: Any) -> Any:
+        if isinstance(a, bool | int | float) and np.ndim(b) == 0:
+            return type(a)(np.asarray(b).item())
+        if isinstance(a, jax.Array) and a.weak_type and a.ndim == 0:
+            weak = jnp.asarray(np.asarray(b).item())
+            return weak if weak.dtype == a.dtype else jnp.asarray(b, a.dtype)
+        return b
+
+    return jax.tree_util.tree_map(like, template, restored)
 
 
 def _check_shapes(template: Any, restored: Any, p: Path) -> None:
@@ -88,7 +107,7 @@ def load_checkpoint(template: T, path: str | os.PathLike[str]) -> tuple[T, dict[
     except Exception as exc:  # msgpack raises its own exception types on truncated input
         raise HybridRLError(f"checkpoint {p} is unreadable (truncated?): {exc}") from exc
     _check_shapes(template, restored, p)
-    return restored, meta
+    return _like_template(template, restored), meta
 
 
 def stored_shape(path: str | os.PathLike[str], *keys: str) -> tuple[int, ...]:
@@ -124,4 +143,4 @@ def load_checkpoint_entry(
     except (ValueError, KeyError, TypeError) as exc:
         raise HybridRLError(f"checkpoint {p}: its '{name}' does not match: {exc}") from exc
     _check_shapes(template, restored, p)
-    return restored, meta
+    return _like_template(template, restored), meta
