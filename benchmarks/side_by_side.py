@@ -1,9 +1,10 @@
 """hybridrl beside d3rlpy on the same datasets: final normalized scores and wall-clock.
 
 For every dataset, agent and seed, trains hybridrl's agent (the ``offline:AGENT`` recipe) and
-d3rlpy's (``benchmarks/d3rlpy_worker.py`` in d3rlpy's own environment) for the same number of
-updates with the same network sizes, batch size and observation standardisation, evaluates
-both every ``--eval-interval`` updates on ``--eval-episodes`` episodes, and writes run
+d3rlpy's (``src/hybridrl/bench_d3rlpy.py train``, the one d3rlpy adapter, in d3rlpy's own
+environment) for the same number of updates with the same network sizes, batch size and
+observation standardisation, evaluates both every ``--eval-interval`` updates on
+``--eval-episodes`` episodes, and writes run
 directories in hybridrl's format, so that ``hybridrl report OUT`` aggregates both (IQM and
 95% stratified-bootstrap intervals across seeds). Prints the report table and the wall-clock
 per library.
@@ -68,7 +69,9 @@ def run_d3rlpy(
 ) -> None:
     cmd = [
         a.d3rlpy_python,
-        str(ROOT / "benchmarks" / "d3rlpy_worker.py"),
+        "-P",
+        str(ROOT / "src" / "hybridrl" / "bench_d3rlpy.py"),
+        "train",
         f"--data={data}",
         f"--env={env_id}",
         f"--algo={agent}",

@@ -7,7 +7,8 @@ best of 3 chunks after a warm-up (compilation excluded, as it happens once per r
 
 d3rlpy pins ``gymnasium==1.0.0`` and so lives in its own environment: when one is found
 (``--d3rlpy-python``, else ``.venv-compare/bin/python`` made by ``scripts/setup-compare``),
-`hybridrl.bench_d3rlpy` is run there with the same sizes and the table shows the ratio.
+`hybridrl.bench_d3rlpy` (the one d3rlpy adapter, also behind ``benchmarks/side_by_side.py``
+and ``benchmarks/gpu_check.sh``) is run there with the same sizes and the table shows the ratio.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def standard_config(name: str) -> Any:
     return agent.Config()
 
 
-def _buffer(n: int, obs_dim: int, act_dim: int) -> Any:
+def random_buffer(n: int, obs_dim: int, act_dim: int) -> Any:
+    """``n`` random transitions (1% terminal, Monte Carlo returns for agents that read them)
+    as a device replay buffer: what every throughput measurement samples from."""
     rng = np.random.default_rng(0)
     t = Transitions(
         observations=rng.normal(size=(n, obs_dim)).astype(np.float32),
@@ -53,12 +56,20 @@ def _buffer(n: int, obs_dim: int, act_dim: int) -> Any:
 
 
 def measure_hybridrl(
-    name: str, *, chunk: int = 200, batch_size: int = 256, obs_dim: int = 17, act_dim: int = 6
+    name: str,
+    *,
+    chunk: int = 200,
+    batch_size: int = 256,
+    obs_dim: int = 17,
+    act_dim: int = 6,
+    config: Any = None,
 ) -> float:
-    """Updates per second of hybridrl's agent ``name`` (best of 3 chunks after warm-up)."""
+    """Updates per second of hybridrl's agent ``name`` (best of 3 chunks after warm-up);
+    ``config`` replaces the standard one (e.g. tiny networks for a CPU smoke run)."""
     agent = get_agent(name)
-    state = agent.init(standard_config(name), jax.random.PRNGKey(0), obs_dim, act_dim)
-    buffer = _buffer(100_000, obs_dim, act_dim)
+    config = standard_config(name) if config is None else config
+    state = agent.init(config, jax.random.PRNGKey(0), obs_dim, act_dim)
+    buffer = random_buffer(100_000, obs_dim, act_dim)
     key = jax.random.PRNGKey(1)
     state, m = scan_updates(
         agent.update, state, buffer, key, num_updates=chunk, batch_size=batch_size
@@ -81,14 +92,15 @@ def measure_hybridrl(
 
 
 def update_gflops(
-    name: str, *, batch_size: int = 256, obs_dim: int = 17, act_dim: int = 6
+    name: str, *, batch_size: int = 256, obs_dim: int = 17, act_dim: int = 6, config: Any = None
 ) -> float:
     """XLA's count of floating-point operations of one update (both branches of a ``cond``
     are counted, so TD3-style delayed actors are over-counted by about half an actor step)."""
     agent = get_agent(name)
-    state = agent.init(standard_config(name), jax.random.PRNGKey(0), obs_dim, act_dim)
+    config = standard_config(name) if config is None else config
+    state = agent.init(config, jax.random.PRNGKey(0), obs_dim, act_dim)
     n = batch_size * int(getattr(state.config, "utd_ratio", 1))
-    batch = jax.tree_util.tree_map(lambda x: x[:n], _buffer(n, obs_dim, act_dim).data)
+    batch = jax.tree_util.tree_map(lambda x: x[:n], random_buffer(n, obs_dim, act_dim).data)
     compiled = jax.jit(agent.update).lower(state, batch, jax.random.PRNGKey(0)).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
@@ -116,15 +128,33 @@ def find_d3rlpy_python(explicit: str | None = None) -> str | None:
     return None
 
 
+D3RLPY_ADAPTER = Path(__file__).with_name("bench_d3rlpy.py")
+
+
 def measure_d3rlpy(
-    python: str, agents: list[str], *, updates: int, batch_size: int, obs_dim: int, act_dim: int
+    python: str,
+    agents: list[str],
+    *,
+    updates: int,
+    batch_size: int,
+    obs_dim: int,
+    act_dim: int,
+    device: str = "cpu",
+    hidden: list[int] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
-    """Run `hybridrl.bench_d3rlpy` in d3rlpy's environment; returns its JSON."""
-    script = Path(__file__).with_name("bench_d3rlpy.py")
+    """Run `hybridrl.bench_d3rlpy`'s ``throughput`` in d3rlpy's environment (``python``, with
+    ``env`` as its environment variables if given); returns its JSON."""
     cmd = [
         python,
         "-P",
-        str(script),
+        str(D3RLPY_ADAPTER),
+        "throughput",
+        "--device",
+        device,
+        "--hidden",
+        ",".join(str(h) for h in hidden or [256, 256]),
         "--agents",
         ",".join(agents),
         "--updates",
@@ -136,7 +166,7 @@ def measure_d3rlpy(
         "--act-dim",
         str(act_dim),
     ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(f"d3rlpy benchmark failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
