@@ -355,18 +355,12 @@ def section_hybridrl(res: Partial, sizes: Sizes, tiny: bool) -> None:
     }
 
 
-def default_d3rlpy_python() -> str | None:
-    """``.venv-compare`` (``scripts/setup-compare``) when it exists."""
-    p = HERE.parents[1] / ".venv-compare" / "bin" / "python"
-    return str(p) if p.exists() else None
-
-
 def section_d3rlpy(res: Partial, sizes: Sizes, args: argparse.Namespace) -> None:
-    # this process only starts d3rlpy's: keep JAX (imported with hybridrl.bench) off the GPU
-    os.environ["JAX_PLATFORMS"] = "cpu"
-    from hybridrl.bench import measure_d3rlpy
+    # the adapter's caller side needs neither JAX nor the rest of hybridrl: this section runs
+    # even where hybridrl's import fails, and leaves the GPU to torch
+    from hybridrl.bench_d3rlpy import find_d3rlpy_python, measure_d3rlpy
 
-    python = args.d3rlpy_python or default_d3rlpy_python()
+    python = find_d3rlpy_python(args.d3rlpy_python)
     res.data.update(device=args.device, python=python, updates_per_s={}, errors={})
     if python is None:
         res.data["error"] = "no d3rlpy environment (--d3rlpy-python, or scripts/setup-compare)"

@@ -35,7 +35,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.used,memo
 
 if [ -n "${PYTHON:-}" ]; then :
 elif [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python
-else PYTHON=python3; fi
+else PYTHON=$(command -v python3); fi
 D3_ARGS=()
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
     pipi() { "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \

@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hybridrl.bench_d3rlpy import run_worker, worker_command
 from hybridrl.data import load_dataset
 from hybridrl.data.dataset import Dataset
 from hybridrl.data.io import atomic_path, save_npz
@@ -67,10 +67,8 @@ def run_hybridrl(ds: Dataset, env_id: str, agent: str, seed: int, out: Path, a: 
 def run_d3rlpy(
     ds: Dataset, data: Path, env_id: str, agent: str, seed: int, out: Path, a: Any
 ) -> None:
-    cmd = [
+    cmd = worker_command(
         a.d3rlpy_python,
-        "-P",
-        str(ROOT / "src" / "hybridrl" / "bench_d3rlpy.py"),
         "train",
         f"--data={data}",
         f"--env={env_id}",
@@ -81,13 +79,13 @@ def run_d3rlpy(
         f"--seed={seed}",
         f"--hidden={','.join(map(str, a.hidden))}",
         f"--batch-size={a.batch_size}",
-    ]
+    )
     if NORMALIZE[agent]:
         cmd.append("--normalize-observations")
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"d3rlpy worker failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    try:
+        result = run_worker(cmd)
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
     lo, hi = ds.metadata.ref_min_score, ds.metadata.ref_max_score
 
     def score(ret: float) -> float:

@@ -13,12 +13,9 @@ and ``benchmarks/gpu_check.sh``) is run there with the same sizes and the table 
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -26,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybridrl.agents import get_agent
+from hybridrl.bench_d3rlpy import find_d3rlpy_python, measure_d3rlpy
 from hybridrl.data.replay import from_dataset
 from hybridrl.data.transitions import Transitions
 from hybridrl.training.updates import scan_updates
@@ -116,60 +114,6 @@ def matmul_peak_gflops(size: int = 256, repeats: int = 1000) -> float:
     start = time.perf_counter()
     chain(x).block_until_ready()
     return repeats * 2 * size**3 / (time.perf_counter() - start) / 1e9
-
-
-def find_d3rlpy_python(explicit: str | None = None) -> str | None:
-    """The Python of an environment with d3rlpy, if any."""
-    candidates = [explicit] if explicit else []
-    candidates.append(str(Path(__file__).resolve().parents[2] / ".venv-compare/bin/python"))
-    for c in candidates:
-        if c and os.path.exists(c):
-            return c
-    return None
-
-
-D3RLPY_ADAPTER = Path(__file__).with_name("bench_d3rlpy.py")
-
-
-def measure_d3rlpy(
-    python: str,
-    agents: list[str],
-    *,
-    updates: int,
-    batch_size: int,
-    obs_dim: int,
-    act_dim: int,
-    device: str = "cpu",
-    hidden: list[int] | None = None,
-    env: dict[str, str] | None = None,
-    timeout: float | None = None,
-) -> dict[str, Any]:
-    """Run `hybridrl.bench_d3rlpy`'s ``throughput`` in d3rlpy's environment (``python``, with
-    ``env`` as its environment variables if given); returns its JSON."""
-    cmd = [
-        python,
-        "-P",
-        str(D3RLPY_ADAPTER),
-        "throughput",
-        "--device",
-        device,
-        "--hidden",
-        ",".join(str(h) for h in hidden or [256, 256]),
-        "--agents",
-        ",".join(agents),
-        "--updates",
-        str(updates),
-        "--batch-size",
-        str(batch_size),
-        "--obs-dim",
-        str(obs_dim),
-        "--act-dim",
-        str(act_dim),
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, timeout=timeout)
-    if out.returncode != 0:
-        raise RuntimeError(f"d3rlpy benchmark failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def throughput_table(

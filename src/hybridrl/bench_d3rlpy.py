@@ -8,7 +8,9 @@ module level; d3rlpy, torch, numpy and gymnasium inside the functions) and is ru
 wheels on a GPU machine). ``-P`` keeps this directory (which holds hybridrl's ``types.py``)
 off ``sys.path``. It lives inside the package so that an installed hybridrl finds it.
 
-Commands, each printing one JSON object as its last line of standard output:
+The caller's side (`measure_d3rlpy`, `worker_command`, `run_worker`, `find_d3rlpy_python`) is
+here too, so that callers need neither JAX nor the rest of hybridrl to drive d3rlpy. Commands,
+each printing one JSON object as its last line of standard output:
 
 - ``throughput``: updates per second per algorithm at a fixed size (``hybridrl bench
   throughput``, `benchmarks/gpu_check.py`). Each update includes the sampling of its
@@ -26,10 +28,81 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 ALGOS = ("sac", "iql", "td3_bc", "cql", "bc")
+SCRIPT = Path(__file__).resolve()
+
+
+# ---- the caller's side (hybridrl's environment): run this file in d3rlpy's -------------------
+
+
+def find_d3rlpy_python(explicit: str | None = None) -> str | None:
+    """The Python of an environment with d3rlpy: ``explicit`` (a path or a command), else the
+    repository's
+    ``.venv-compare`` (made by ``scripts/setup-compare``) when it exists."""
+    candidates = [explicit] if explicit else []
+    candidates.append(str(SCRIPT.parents[2] / ".venv-compare/bin/python"))
+    for c in candidates:
+        found = shutil.which(c) if c else None  # a path, or a command on PATH
+        if found:
+            return found
+    return None
+
+
+def worker_command(python: str, command: str, *args: str) -> list[str]:
+    """The command line running this file's ``command`` with ``python`` (``-P``: this
+    directory, which holds hybridrl's ``types.py``, stays off ``sys.path``)."""
+    return [python, "-P", str(SCRIPT), command, *args]
+
+
+def run_worker(
+    argv: list[str], *, env: dict[str, str] | None = None, timeout: float | None = None
+) -> dict[str, Any]:
+    """Run a `worker_command` and return the JSON object it prints last; RuntimeError with the
+    end of its standard error when it fails."""
+    out = subprocess.run(
+        argv, capture_output=True, text=True, check=False, env=env, timeout=timeout
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"d3rlpy worker failed:\n{out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def measure_d3rlpy(
+    python: str,
+    agents: list[str],
+    *,
+    updates: int,
+    batch_size: int,
+    obs_dim: int,
+    act_dim: int,
+    device: str = "cpu",
+    hidden: list[int] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """d3rlpy's updates/s for ``agents`` (the ``throughput`` command) in the environment of
+    ``python``, with ``env`` as its environment variables if given."""
+    args = {
+        "--device": device,
+        "--hidden": ",".join(str(h) for h in hidden or [256, 256]),
+        "--agents": ",".join(agents),
+        "--updates": str(updates),
+        "--batch-size": str(batch_size),
+        "--obs-dim": str(obs_dim),
+        "--act-dim": str(act_dim),
+    }
+    flat = [x for kv in args.items() for x in kv]
+    return run_worker(worker_command(python, "throughput", *flat), env=env, timeout=timeout)
+
+
+# ---- the worker's side (d3rlpy's environment) ------------------------------------------------
 
 
 def make_algo(

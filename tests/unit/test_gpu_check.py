@@ -172,3 +172,70 @@ def test_vmap_rows_measure_both_ways_and_skip_at_the_deadline(
     assert all(
         r == {"error": rows[k]["error"]} and "deadline" in r["error"] for k, r in rows.items()
     )
+
+
+def _fake_python(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "python"
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_d3rlpy_adapter_command_line_and_json(tmp_path: Path) -> None:
+    from hybridrl import bench_d3rlpy
+
+    # a stand-in Python that prints its arguments as the worker's JSON line
+    python = _fake_python(tmp_path, 'echo "noise"; printf \'{"argv": "%s"}\\n\' "$*"')
+    out = bench_d3rlpy.measure_d3rlpy(
+        python,
+        ["sac", "iql"],
+        updates=7,
+        batch_size=8,
+        obs_dim=3,
+        act_dim=2,
+        device="cuda:0",
+        hidden=[16, 16],
+    )
+    assert out["argv"] == (
+        f"-P {bench_d3rlpy.SCRIPT} throughput --device cuda:0 --hidden 16,16 --agents sac,iql "
+        "--updates 7 --batch-size 8 --obs-dim 3 --act-dim 2"
+    )
+    # the worker's own parser takes what the caller sends, for both commands
+    args = bench_d3rlpy.parser().parse_args(out["argv"].split()[2:])
+    assert (args.command, args.device, args.hidden, args.updates) == (
+        "throughput",
+        "cuda:0",
+        "16,16",
+        7,
+    )
+    train = bench_d3rlpy.parser().parse_args(
+        [
+            "train",
+            "--data",
+            "d.npz",
+            "--env",
+            "Hopper-v5",
+            "--algo",
+            "cql",
+            "--steps",
+            "5",
+            "--eval-interval",
+            "5",
+        ]
+    )
+    assert train.device == "cpu" and train.algo == "cql"
+
+
+def test_d3rlpy_adapter_failure_names_the_worker(tmp_path: Path) -> None:
+    from hybridrl import bench_d3rlpy
+
+    python = _fake_python(
+        tmp_path, 'echo "ModuleNotFoundError: No module named d3rlpy" >&2; exit 1'
+    )
+    with pytest.raises(RuntimeError, match="d3rlpy worker failed:\nModuleNotFoundError"):
+        bench_d3rlpy.run_worker(bench_d3rlpy.worker_command(python, "throughput"))
+    assert bench_d3rlpy.find_d3rlpy_python(python) == python
+    assert bench_d3rlpy.find_d3rlpy_python(str(tmp_path / "missing")) in (
+        None,
+        str(ROOT / ".venv-compare/bin/python"),
+    )
