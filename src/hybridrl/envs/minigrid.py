@@ -118,7 +118,7 @@ def prepare_minigrid(env_id: str) -> None:
         raise HybridRLError(f"{env_id}: unknown MiniGrid id '{base_id}'{hint}")
     gym.register(
         id=env_id,
-        entry_point=make_adapted,
+        entry_point="hybridrl.envs.minigrid:make_adapted",
         kwargs={"base_id": base_id, "adapter": adapter},
         # minigrid's envs end their episodes themselves (max_steps) and register no time limit
         max_episode_steps=gym.spec(base_id).max_episode_steps,
