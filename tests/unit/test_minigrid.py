@@ -21,7 +21,7 @@ from minigrid.wrappers import ImgObsWrapper, OneHotPartialObsWrapper
 
 from hybridrl.cli import app
 from hybridrl.data import load_dataset
-from hybridrl.envs.make import env_spaces, make_env, make_vector_env
+from hybridrl.envs.make import env_spaces, make_env, make_vector_env, recorded_env_options
 from hybridrl.envs.minigrid import adapter_id
 from hybridrl.training.phases import OnPolicy
 from hybridrl.training.recipes import get_recipe
@@ -103,6 +103,15 @@ def test_kwargs_and_subprocess_envs_reach_the_adapted_task():
     obs, _ = envs.reset(seed=0)
     assert obs.shape == (1, 147) and obs.dtype == np.float32
     envs.close()
+
+
+def test_a_datasets_recorded_options_are_read_before_the_id_is_registered(monkeypatch):
+    """A run on a Minari dataset reads the recorded env spec before it makes any env: the
+    adapter id must resolve there too, or constructor arguments such as ``size`` are lost."""
+    monkeypatch.delitem(gym.registry, IMAGE, raising=False)  # as in a fresh process
+    kwargs = {"base_id": TASK, "adapter": "image", "size": 6, "render_mode": None}
+    spec = {"id": IMAGE, "max_episode_steps": None, "kwargs": kwargs}
+    assert recorded_env_options(IMAGE, {"env_spec": spec}) == (None, {"size": 6})
 
 
 # ------------------------------------------------------------------------ end to end

@@ -205,6 +205,7 @@ def recorded_env_options(
     spec = provenance.get("env_spec")
     if not isinstance(spec, dict) or spec.get("id") != env_id:
         return None, None
+    prepare_minigrid(env_id)  # a MiniGrid adapter id is registered on first use
     try:
         registered = gym.spec(env_id)
     except gym.error.Error:
