@@ -164,10 +164,13 @@ def run_plan(
                 entry["result"] = json.loads(s.result.read_text())
             except json.JSONDecodeError as e:
                 entry.setdefault("error", f"unreadable result: {e}")
-        # a section may report its own error (e.g. a missing d3rlpy) while exiting 0
-        err = entry.get("result", {}).get("error")
-        if entry["status"] == "ok" and err:
-            entry.update(status="failed", error=err)
+        # a section may report its own error (e.g. a missing d3rlpy) while exiting 0, or
+        # errors of some of its pieces (one agent of four)
+        result = entry.get("result", {})
+        if entry["status"] == "ok" and result.get("error"):
+            entry.update(status="failed", error=result["error"])
+        elif entry["status"] == "ok" and result.get("errors"):
+            entry.update(status="partial", error=f"some pieces failed: {sorted(result['errors'])}")
         log(f"[gpu_check] {s.name}: {entry['status']} in {used:.1f} s")
         report.write()
     report.data["total_wall_s"] = round(time.monotonic() - start, 1)
@@ -330,7 +333,7 @@ def section_hybridrl(res: Partial, sizes: Sizes, tiny: bool) -> None:
             cfg = agent_config(name, sizes)
             ups = measure_hybridrl(name, chunk=sizes.chunk, config=cfg, **dims)
             res.data["updates_per_s"][name] = ups
-            print(f"  hybridrl {name}: {ups:,.0f} updates/s ({time.perf_counter() - t0:.1f} s)")
+            print(f"  hybridrl {name}: {ups:,.1f} updates/s ({time.perf_counter() - t0:.1f} s)")
         except Exception as e:  # one agent failing must not lose the others
             res.data["errors"][name] = f"{type(e).__name__}: {e}"
             traceback.print_exc()
@@ -390,7 +393,7 @@ def section_d3rlpy(res: Partial, sizes: Sizes, args: argparse.Namespace) -> None
             res.data["updates_per_s"][name] = out[name]
             res.data["d3rlpy_version"], res.data["torch"] = out["d3rlpy_version"], out["torch"]
             dt = time.perf_counter() - t0
-            print(f"  d3rlpy {name}: {out[name]:,.0f} updates/s ({dt:.1f} s)")
+            print(f"  d3rlpy {name}: {out[name]:,.1f} updates/s ({dt:.1f} s)")
         except Exception as e:
             res.data["errors"][name] = f"{type(e).__name__}: {str(e)[-1500:]}"
             print(f"  d3rlpy {name}: {res.data['errors'][name]}")

@@ -51,17 +51,24 @@ def test_run_plan_records_failures_and_timeouts_and_runs_the_rest(tmp_path: Path
             tmp_path / "c.json",
         ),
         gc.Section("good", 0.25, [*_py(write), str(tmp_path / "d.json")], tmp_path / "d.json"),
+        gc.Section(
+            "half",
+            0.25,
+            [*_py(write.replace("'x': 1", "'errors': {'cql': 'boom'}")), str(tmp_path / "e.json")],
+            tmp_path / "e.json",
+        ),
     ]
     report = gc.Report(tmp_path / "gpu_check.json")
-    gc.run_plan(sections, budget=8.0, report=report, log=lambda _: None, reserve=0.0)
+    gc.run_plan(sections, budget=10.0, report=report, log=lambda _: None, reserve=0.0)
     out = json.loads(report.path.read_text())["sections"]
     assert out["boom"]["status"] == "failed" and "exit status 3" in out["boom"]["error"]
     assert out["slow"]["status"] == "timed_out"
-    assert out["slow"]["wall_s"] < 8.0  # its share (2 s + what "boom" left), not 30 s
+    assert out["slow"]["wall_s"] < 8.0  # its share (2.5 s + what "boom" left), not 30 s
     assert (out["self_error"]["status"], out["self_error"]["error"]) == ("failed", "no d3rlpy")
     assert out["good"]["status"] == "ok" and out["good"]["result"] == {"x": 1}
-    # time "boom" left unused passed on: "slow" got more than its own 2 s share
-    assert out["slow"]["allotted_s"] > 2.0
+    assert out["half"]["status"] == "partial" and "cql" in out["half"]["error"]
+    # time "boom" left unused passed on: "slow" got more than its own 2.5 s share
+    assert out["slow"]["allotted_s"] > 2.5
 
 
 def test_run_plan_skips_a_section_with_no_time_left(tmp_path: Path) -> None:
