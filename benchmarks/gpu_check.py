@@ -167,7 +167,7 @@ def run_plan(
         # a section may report its own error (e.g. a missing d3rlpy) while exiting 0, or
         # errors of some of its pieces (one agent of four)
         result = entry.get("result", {})
-        if entry["status"] == "ok" and result.get("error"):
+        if entry["status"] in ("ok", "failed") and result.get("error"):
             entry.update(status="failed", error=result["error"])
         elif entry["status"] == "ok" and result.get("errors"):
             entry.update(status="partial", error=f"some pieces failed: {sorted(result['errors'])}")

@@ -42,7 +42,17 @@ def _py(code: str) -> list[str]:
 def test_run_plan_records_failures_and_timeouts_and_runs_the_rest(tmp_path: Path) -> None:
     write = "import json,sys; open(sys.argv[1],'w').write(json.dumps({'x': 1}))"
     sections = [
-        gc.Section("boom", 0.25, _py("raise SystemExit(3)"), tmp_path / "a.json"),
+        gc.Section(
+            "boom",
+            0.25,
+            [
+                *_py(
+                    write.replace("'x': 1", "'error': 'ImportError: jax'") + "; raise SystemExit(3)"
+                ),
+                str(tmp_path / "a.json"),
+            ],
+            tmp_path / "a.json",
+        ),
         gc.Section("slow", 0.25, _py("import time; time.sleep(30)"), tmp_path / "b.json"),
         gc.Section(
             "self_error",
@@ -61,8 +71,9 @@ def test_run_plan_records_failures_and_timeouts_and_runs_the_rest(tmp_path: Path
     report = gc.Report(tmp_path / "gpu_check.json")
     gc.run_plan(sections, budget=10.0, report=report, log=lambda _: None, reserve=0.0)
     out = json.loads(report.path.read_text())["sections"]
-    assert out["boom"]["status"] == "failed" and "exit status 3" in out["boom"]["error"]
-    assert out["slow"]["status"] == "timed_out"
+    # a section that exits non-zero is failed, with its own error line when it wrote one
+    assert (out["boom"]["status"], out["boom"]["error"]) == ("failed", "ImportError: jax")
+    assert out["slow"]["status"] == "timed_out" and "killed after" in out["slow"]["error"]
     assert out["slow"]["wall_s"] < 8.0  # its share (2.5 s + what "boom" left), not 30 s
     assert (out["self_error"]["status"], out["self_error"]["error"]) == ("failed", "no d3rlpy")
     assert out["good"]["status"] == "ok" and out["good"]["result"] == {"x": 1}
