@@ -5,11 +5,26 @@ A segment starts with every vector env reset from a seed derived from (seed, env
 index) and ends on a checkpoint boundary or the phase's end, where the last transition of
 every unfinished episode is marked a time-out: the state at a boundary is complete without
 the environments' internal state (see `hybridrl.training.runner`).
+
+One compiled call per env step (as the on-policy executor, `executors.on_policy`): it writes
+the step's transitions into the online buffer (donated, so in place rather than a copy of the
+whole ring), runs the updates the step earned (`scan_updates`: sampling, mixed at the phase's
+ratio, and ``agent.update``), splits the key and chooses the next actions (uniform during a
+random prefix, else ``agent.act``). The host steps the envs, builds the rows (observation
+normalisation and reward scaling, in numpy as before), keeps the counters and reads back only
+the actions; metrics are read at ``log_interval`` only, and while the device computes the host
+logs the episodes of the step. The PRNG stream is the one of the unfused loop (per env step
+``key, k_act, k_update = split(key, 3)``; the split for step t+1 runs at the end of step t's
+call and is skipped after a segment's last step), so the numbers do not change. Agents whose
+online rows carry Monte-Carlo returns (Cal-QL) add whole episodes from the host, as before,
+and the call then only updates and acts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from functools import cache
+from types import ModuleType
 from typing import Any
 
 import gymnasium as gym
@@ -18,12 +33,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybridrl.agents import agent_spec, get_agent
+from hybridrl.data.replay import ReplayBuffer, replay_add
 from hybridrl.data.transitions import Transitions
-from hybridrl.evaluation.rollout import jitted_act
 from hybridrl.training.context import Counters, RunContext, derived_seed
 from hybridrl.training.phases import Learner, Online, Phase, Warmup
 from hybridrl.training.run_data import (
-    add,
     add_rows,
     episode_with_mc,
     mixed_sampler,
@@ -58,6 +72,93 @@ def run_replay_phase(
     return learner, key
 
 
+@cache
+def _programs(agent: ModuleType) -> dict[str, Any]:
+    """``first`` (split the key, choose a segment's first actions) and ``step`` (insert,
+    update, split, choose the next actions) for ``agent``, jitted once per agent module.
+
+    Static: the action size, deterministic acting (frozen warm-ups), whether the call inserts
+    (not with Monte-Carlo returns), the number of updates (0 compiles no update), the batch
+    size, where batches come from and the mixed sampler's minibatch count. Traced: whether the
+    next actions are uniform (a random prefix ends inside a phase without recompiling) and
+    whether the key advances (not after a segment's last step)."""
+
+    def choose(
+        state: Any, x: jax.Array, key: jax.Array, random: jax.Array, act_dim: int, det: bool
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        key, k_act, k_update = jax.random.split(key, 3)
+        uniform = jax.random.uniform(k_act, (x.shape[0], act_dim), minval=-1.0)
+        policy = agent.act(state, x, k_act, det)
+        return key, k_update, jnp.where(random, uniform, policy.astype(uniform.dtype))
+
+    def first(
+        state: Any, x: jax.Array, key: jax.Array, random: jax.Array, *, act_dim: int, det: bool
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        return choose(state, x, key, random, act_dim, det)
+
+    def step(
+        state: Any,
+        online: ReplayBuffer,
+        offline: ReplayBuffer | None,
+        ratio: jax.Array,
+        rows: Transitions,
+        k_update: jax.Array,
+        key: jax.Array,
+        next_x: jax.Array,
+        random: jax.Array,
+        advance: jax.Array,
+        *,
+        act_dim: int,
+        det: bool,
+        insert: bool,
+        num_updates: int,
+        batch_size: int,
+        source: str,
+        groups: int,
+    ) -> tuple[Any, ...]:
+        if insert:
+            online = replay_add(online, rows)
+        metrics: dict[str, jax.Array] = {}
+        if num_updates:
+            data: Any = online
+            sample_fn: Any = sample_buffer
+            if source == "offline":
+                data = offline
+            elif source == "mixed":
+                assert offline is not None
+                data = (with_extras(offline, set(online.data.extras)), online, ratio)
+                sample_fn = mixed_sampler(groups)
+            state, metrics = scan_updates(
+                agent.update,
+                state,
+                data,
+                k_update,
+                num_updates=num_updates,
+                batch_size=batch_size,
+                sample_fn=sample_fn,
+            )
+        new_key, k_next, actions = choose(state, next_x, key, random, act_dim, det)
+        key = jnp.where(advance, new_key, key)
+        return state, online, key, k_next, actions, metrics
+
+    static = ("act_dim", "det")
+    return {
+        "first": jax.jit(first, static_argnames=static),
+        "step": jax.jit(
+            step,
+            static_argnames=(*static, "insert", "num_updates", "batch_size", "source", "groups"),
+            donate_argnames=("online",),
+        ),
+    }
+
+
+def _random(phase: Phase, progress: int) -> bool:
+    """Whether the env step at ``progress`` of ``phase`` takes uniform random actions."""
+    if isinstance(phase, Warmup):
+        return phase.policy == "random"
+    return isinstance(phase, Online) and progress < phase.random_steps
+
+
 def _segment(
     ctx: RunContext,
     phase: Phase,
@@ -69,26 +170,38 @@ def _segment(
     bar: Any,
 ) -> tuple[Learner, jax.Array]:
     s, data, n = ctx.settings, ctx.data, ctx.settings.num_envs
+    agent = get_agent(learner.agent_name)
+    fn = _programs(agent)
+    state, online, offline = learner.state, learner.online, learner.offline
+    assert online is not None
     seeds = [derived_seed(s.seed, c.env_step, i) for i in range(n)]
     obs, _ = envs.reset(seed=seeds)  # type: ignore[arg-type]
     ep_return = np.zeros(n)
     ep_length = np.zeros(n, np.int64)
     pending: list[list[Transitions]] = [[] for _ in range(n)]
     mc = "mc_returns" in ctx.plan.online_extras
-    gamma = float(np.asarray(learner.state.config.discount))
+    gamma = float(np.asarray(state.config.discount))
+    det = isinstance(phase, Warmup) and phase.policy.endswith("deterministic")
+    static: dict[str, Any] = {"act_dim": data.act_dim, "det": det, "insert": not mc}
+    # Where update batches come from (fixed for the phase: hooks ran before it).
+    ratio = phase.offline_ratio if isinstance(phase, Online) else 0.0
+    mixing = ratio > 0 and offline is not None
+    static["source"] = "online" if not mixing else "offline" if ratio >= 1.0 else "mixed"
+    static["groups"] = (
+        int(agent_spec(agent).minibatches_per_update(state.config))
+        if static["source"] == "mixed"
+        else 1
+    )
+    static["batch_size"] = phase.batch_size if isinstance(phase, Online) else 0
+    ratio_arr = jnp.asarray(ratio, jnp.float32)
+    has_rows = mixing or int(online.size) > 0  # one read per segment: no update on no data
+    x = data.normalize(obs)
+    key, k_update, actions = fn["first"](
+        state, x, key, _random(phase, c.phase_progress), act_dim=data.act_dim, det=det
+    )
     while c.phase_progress < seg_end:
-        agent = get_agent(learner.agent_name)
-        key, k_act, k_update = jax.random.split(key, 3)
-        x = data.normalize(obs)
-        random = (isinstance(phase, Warmup) and phase.policy == "random") or (
-            isinstance(phase, Online) and c.phase_progress < phase.random_steps
-        )
-        if random:
-            actions = np.asarray(jax.random.uniform(k_act, (n, data.act_dim), minval=-1.0))
-        else:
-            deterministic = isinstance(phase, Warmup) and phase.policy.endswith("deterministic")
-            actions = np.asarray(jitted_act(agent)(learner.state, x, k_act, deterministic))
-        next_obs, rewards, terminated, truncated, info = envs.step(actions)
+        host_actions = np.asarray(actions)  # the one read the env step needs
+        next_obs, rewards, terminated, truncated, info = envs.step(host_actions)
         final_obs = np.array(next_obs, copy=True)
         if "_final_obs" in info:
             for i in np.flatnonzero(info["_final_obs"]):
@@ -101,86 +214,72 @@ def _segment(
         truncated = env_truncated | cut
         rows = Transitions(
             observations=x,
-            actions=actions.astype(np.float32),
+            actions=host_actions.astype(np.float32),
             rewards=np.asarray(rewards, np.float32),
             next_observations=data.normalize(final_obs),
             terminals=terminated.astype(np.float32),
             timeouts=(truncated & ~terminated).astype(np.float32),
         )
         rows = data.scaled(rows)
-        online = learner.online
-        assert online is not None
+        ended = terminated | truncated
         if mc:
             for j in range(n):
                 pending[j].append(jax.tree_util.tree_map(lambda v, j=j: v[j], rows))
-                if terminated[j] or truncated[j]:
+                if ended[j]:
                     online = add_rows(online, episode_with_mc(pending[j], gamma, s))
                     pending[j] = []
+                    has_rows = True
         else:
-            online = add(online, rows)
-        learner = dataclasses.replace(learner, online=online)
+            has_rows = True
+        num = 0
+        if isinstance(phase, Online) and c.phase_progress > phase.update_after:
+            num = _earned(phase, c, n, has_rows)
+        x = data.normalize(next_obs)
+        state, online, key, k_update, actions, metrics = fn["step"](
+            state,
+            online,
+            offline,
+            ratio_arr,
+            rows,
+            k_update,
+            key,
+            x,
+            _random(phase, c.phase_progress),
+            not cut,
+            num_updates=num,
+            **static,
+        )
+        # host work while the device computes
         ep_return += np.asarray(rewards, np.float64)
         ep_length += 1
-        for i in np.flatnonzero(terminated | truncated):
+        for i in np.flatnonzero(ended):
             natural = bool(terminated[i] or env_truncated[i])
             ctx.log_episode(phase, c, float(ep_return[i]), int(ep_length[i]), cut=not natural)
             ep_return[i] = 0.0
             ep_length[i] = 0
-        obs = next_obs
-        if isinstance(phase, Online) and c.phase_progress > phase.update_after:
-            learner = _updates(ctx, phase, learner, k_update, c)
+        if num:
+            before = c.update
+            c.update += num
+            if c.update // s.log_interval > before // s.log_interval:
+                ctx.log_train(phase, metrics, c)
         bar.update(n)
         scheduled = c.env_step % s.eval_interval < n or c.env_step == ctx.dip_eval_step
         due = scheduled and c.phase_progress < phase.env_steps
         if due and c.last_eval_update != c.update:
             bar.set_postfix_str("evaluating")
-            score = ctx.evaluate(phase, learner, c)
+            current = dataclasses.replace(learner, state=state, online=online)
+            score = ctx.evaluate(phase, current, c)
             bar.set_postfix(score=f"{score:.1f}")
-    return learner, key
+    return dataclasses.replace(learner, state=state, online=online), key
 
 
-def _updates(
-    ctx: RunContext, phase: Online, learner: Learner, k_update: jax.Array, c: Counters
-) -> Learner:
-    """The updates one batch of env steps earns (``updates_per_step`` each, fractional
-    credit carried over)."""
-    c.update_credit += phase.updates_per_step * ctx.settings.num_envs
+def _earned(phase: Online, c: Counters, n: int, has_rows: bool) -> int:
+    """The updates one batch of ``n`` env steps earns (``updates_per_step`` each, fractional
+    credit carried over); none while there is nothing to sample (the credit then stays, and
+    these updates run once data arrives)."""
+    c.update_credit += phase.updates_per_step * n
     num = int(c.update_credit + 1e-9)
-    if num == 0:
-        return learner
-    online = learner.online
-    assert online is not None
-    ratio = phase.offline_ratio
-    mixing = ratio > 0 and learner.offline is not None
-    if not mixing and int(online.size) == 0:
-        return learner  # the credit stays: these updates run once data arrives
+    if num == 0 or not has_rows:
+        return 0
     c.update_credit -= num
-    data: Any
-    sample_fn: Any
-    if mixing:
-        assert learner.offline is not None
-        if ratio >= 1.0:
-            data, sample_fn = learner.offline, sample_buffer
-        else:
-            offline = with_extras(learner.offline, set(online.data.extras))
-            data = (offline, online, jnp.asarray(ratio, jnp.float32))
-            groups = agent_spec(learner.agent_name).minibatches_per_update(learner.state.config)
-            sample_fn = mixed_sampler(int(groups))
-    else:
-        data, sample_fn = online, sample_buffer
-    agent = get_agent(learner.agent_name)
-    state, metrics = scan_updates(
-        agent.update,
-        learner.state,
-        data,
-        k_update,
-        num_updates=num,
-        batch_size=phase.batch_size,
-        sample_fn=sample_fn,
-    )
-    before = c.update
-    c.update += num
-    interval = ctx.settings.log_interval
-    if c.update // interval > before // interval:
-        ctx.log_train(phase, metrics, c)
-    return dataclasses.replace(learner, state=state)
+    return num
