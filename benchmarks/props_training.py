@@ -44,10 +44,27 @@ from hybridrl.training.recipes import Recipe, get_recipe
 from hybridrl.training.runner import run
 
 METHODS = ("ppo", "ppo_buffer", "props")
+# Per-task settings. Discrete tasks take the defaults of PPOROS's discrete script
+# (PROPS/ppo_props_discrete.py l. 82-127 @ a0c8708; docs/agents/props.md): rollouts of 1024,
+# target lr 1e-3, and for PROPS m = 128, behaviour lr 1e-3, 16 epochs x 8 minibatches,
+# target-KL 0.03, lambda 0.1 (b stays 2, the paper's comparison). MuJoCo tasks keep the
+# recipes' continuous defaults.
+DISCRETE_TARGET = {"learning_rate": 1e-3}
+DISCRETE_ROLLOUT = 1024
+DISCRETE_PROPS = {
+    "props_num_steps": 128,
+    "props_learning_rate": 1e-3,
+    "props_update_epochs": 16,
+    "props_num_minibatches": 8,
+    "props_target_kl": 0.03,
+    "props_lambda": 0.1,
+}
+DISCRETE_TASKS = ("CartPole-v1", "Acrobot-v1", "LunarLander-v3")
 
 
-def method_recipe(method: str, steps: int, se_interval: int) -> Recipe:
-    """The recipe of ``method`` at ``steps`` env steps, sampling error every ``se_interval``."""
+def method_recipe(method: str, steps: int, se_interval: int, discrete: bool = False) -> Recipe:
+    """The recipe of ``method`` at ``steps`` env steps, sampling error every ``se_interval``;
+    ``discrete``: PPOROS's discrete-script settings (``DISCRETE_*``)."""
     base = get_recipe("props" if method == "props" else "ppo_buffer")
     (phase,) = base.phases
     assert isinstance(phase, OnPolicy)
@@ -56,8 +73,13 @@ def method_recipe(method: str, steps: int, se_interval: int) -> Recipe:
         steps=steps,
         sampling_error_interval=se_interval,
         keep_batches=1 if method == "ppo" else phase.keep_batches,
+        rollout_steps=DISCRETE_ROLLOUT if discrete else phase.rollout_steps,
     )
     recipe = dataclasses.replace(base, name=method, phases=(phase,))
+    if discrete:
+        recipe = recipe.with_config(**DISCRETE_TARGET)
+        if method == "props":
+            recipe = recipe.with_config(**DISCRETE_PROPS)
     recipe.validate()
     return recipe
 
@@ -71,7 +93,7 @@ def run_grid(a: argparse.Namespace) -> None:
     }
     for env_id in a.envs.split(","):
         for method in a.methods.split(","):
-            recipe = method_recipe(method, a.steps, a.se_interval)
+            recipe = method_recipe(method, a.steps, a.se_interval, env_id in DISCRETE_TASKS)
             for seed in (int(s) for s in a.seeds.split(",")):
                 run_dir = Path(a.out) / env_id / method / f"seed_{seed}"
                 if (run_dir / "summary.json").exists():
