@@ -174,6 +174,7 @@ def _segment(
     fn = _programs(agent)
     state, online, offline = learner.state, learner.online, learner.offline
     assert online is not None
+    online = _distinct_buffers(online)
     seeds = [derived_seed(s.seed, c.env_step, i) for i in range(n)]
     obs, _ = envs.reset(seed=seeds)  # type: ignore[arg-type]
     ep_return = np.zeros(n)
@@ -283,3 +284,22 @@ def _earned(phase: Online, c: Counters, n: int, has_rows: bool) -> int:
         return 0
     c.update_credit -= num
     return num
+
+
+def _distinct_buffers(buffer: ReplayBuffer) -> ReplayBuffer:
+    """``buffer`` with no device buffer shared by two of its leaves (copies of the repeats).
+
+    The compiled step donates the online buffer, and XLA refuses to donate one device buffer
+    twice; a restored checkpoint can hold equal leaves as one array (``insert_index`` and
+    ``size`` of a buffer that has not wrapped). Runs once per segment, on the host.
+    """
+    seen: set[int] = set()
+
+    def own(x: jax.Array) -> jax.Array:
+        ptr = x.unsafe_buffer_pointer()
+        if ptr in seen:
+            return jnp.array(x, copy=True)
+        seen.add(ptr)
+        return x
+
+    return jax.tree_util.tree_map(own, buffer)
