@@ -78,6 +78,27 @@ def _kinds(name: str) -> set[str]:
 
 
 CASES = [(n, w) for n in [*sorted(RECIPES), "offline:iql"] for w in WHERE if w in _kinds(n)]
+# The default tier kills each phase kind and each executor path at least once (offline,
+# the switch, a frozen warm-up, replay online with and without a dataset, mixed batches,
+# Monte-Carlo rows, the on-policy family with kept batches, a behaviour policy and discrete
+# actions); the rest of the matrix, the same paths under other agents, is the slow tier.
+DEFAULT_TIER = {
+    ("wsrl", "switch"),
+    ("wsrl", "warmup"),
+    ("wsrl", "online"),
+    ("iql_finetune", "offline"),
+    ("calql", "online"),
+    ("rlpd", "online"),
+    ("sac", "online"),
+    ("ppo_buffer", "on_policy"),
+    ("ppo_discrete", "on_policy"),
+    ("props", "on_policy"),
+}
+assert set(CASES) >= DEFAULT_TIER, "a default-tier case names no recipe phase"
+PARAMS = [
+    pytest.param(n, w, id=f"{n}-{w}", marks=() if (n, w) in DEFAULT_TIER else pytest.mark.slow)
+    for n, w in CASES
+]
 
 
 def _category(runner: Runner, c: Any) -> str | None:
@@ -124,7 +145,7 @@ def _strip(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k != "time_s"} for r in records]
 
 
-@pytest.mark.parametrize(("name", "where"), CASES, ids=[f"{n}-{w}" for n, w in CASES])
+@pytest.mark.parametrize(("name", "where"), PARAMS)
 def test_a_run_killed_anywhere_resumes_to_the_uninterrupted_run(
     name, where, references, pendulum_small, tmp_path_factory, monkeypatch
 ):

@@ -7,8 +7,9 @@ every unfinished episode is marked a time-out: the state at a boundary is comple
 the environments' internal state (see `hybridrl.training.runner`).
 
 One compiled call per env step (as the on-policy executor, `executors.on_policy`): it writes
-the step's transitions into the online buffer (donated, so in place rather than a copy of the
-whole ring), runs the updates the step earned (`scan_updates`: sampling, mixed at the phase's
+the step's transitions into the online buffer (the buffer and the agent state are donated, so
+both are updated in place rather than copied into fresh allocations each step), runs the
+updates the step earned (`scan_updates`: sampling, mixed at the phase's
 ratio, and ``agent.update``), splits the key and chooses the next actions (uniform during a
 random prefix, else ``agent.act``). The host steps the envs, builds the rows (observation
 normalisation and reward scaling, in numpy as before), keeps the counters and reads back only
@@ -147,7 +148,7 @@ def _programs(agent: ModuleType) -> dict[str, Any]:
         "step": jax.jit(
             step,
             static_argnames=(*static, "insert", "num_updates", "batch_size", "source", "groups"),
-            donate_argnames=("online",),
+            donate_argnames=("state", "online"),
         ),
     }
 
@@ -174,7 +175,9 @@ def _segment(
     fn = _programs(agent)
     state, online, offline = learner.state, learner.online, learner.offline
     assert online is not None
-    online = _distinct_buffers(online)
+    seen: set[int] = set()
+    state = _distinct_buffers(state, seen)
+    online = _distinct_buffers(online, seen)
     seeds = [derived_seed(s.seed, c.env_step, i) for i in range(n)]
     obs, _ = envs.reset(seed=seeds)  # type: ignore[arg-type]
     ep_return = np.zeros(n)
@@ -286,20 +289,23 @@ def _earned(phase: Online, c: Counters, n: int, has_rows: bool) -> int:
     return num
 
 
-def _distinct_buffers(buffer: ReplayBuffer) -> ReplayBuffer:
-    """``buffer`` with no device buffer shared by two of its leaves (copies of the repeats).
+def _distinct_buffers(tree: Any, seen: set[int]) -> Any:
+    """``tree`` with no device buffer shared by two of its array leaves, nor with a buffer
+    already in ``seen`` (copies of the repeats; ``seen`` grows).
 
-    The compiled step donates the online buffer, and XLA refuses to donate one device buffer
-    twice; a restored checkpoint can hold equal leaves as one array (``insert_index`` and
-    ``size`` of a buffer that has not wrapped). Runs once per segment, on the host.
+    The compiled step donates the agent state and the online buffer, and XLA refuses to donate
+    one device buffer twice: an agent's target networks start as the very arrays of its online
+    networks, and a restored checkpoint can hold equal leaves as one array (``insert_index``
+    and ``size`` of a buffer that has not wrapped). Runs once per segment, on the host.
     """
-    seen: set[int] = set()
 
-    def own(x: jax.Array) -> jax.Array:
+    def own(x: Any) -> Any:
+        if not isinstance(x, jax.Array):
+            return x  # Python scalars of a config are not donated
         ptr = x.unsafe_buffer_pointer()
         if ptr in seen:
             return jnp.array(x, copy=True)
         seen.add(ptr)
         return x
 
-    return jax.tree_util.tree_map(own, buffer)
+    return jax.tree_util.tree_map(own, tree)
