@@ -27,8 +27,9 @@ Differences from the official step, each checked as a difference, not hidden:
   official-order actor gradient is asserted to differ.
 - Temperature loss −α · mean(log π + H̄) instead of −log α · … (documented): gradient α times
   the official one, checked with α = 0.5.
-- Max backup with ``backup_entropy=True``: no entropy bonus (documented); the official code
-  would subtract α log π of the chosen action (`test_max_backup_never_adds_the_entropy_bonus`).
+- Max backup with ``backup_entropy=True``: refused since issue #18 §2 (it used to drop the
+  bonus silently; the official code would subtract α log π of the chosen action)
+  (`test_max_backup_adds_no_entropy_bonus_and_refuses_one`).
 - Not compared, known (issue #18 §2): the official policy adds ``log_std_offset = -1`` to the
   raw log-std (the reference uses 0 to share hybridrl's actor parameters); JaxCQL's policy
   and temperature learning rate is 3e-4 where ``cql.Config`` uses Cal-QL's 1e-4.
@@ -36,6 +37,7 @@ Differences from the official step, each checked as a difference, not hidden:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -44,6 +46,7 @@ import numpy as np
 import pytest
 
 from hybridrl.agents import cql
+from hybridrl.types import HybridRLError
 from tests.agents import official_cql as oc
 
 HIDDEN, M = (8, 8), 3
@@ -94,16 +97,17 @@ def test_update_matches_official_step(fresh_state: cql.State, name: str) -> None
 
 
 @pytest.mark.parametrize("max_target_backup", [False, True])
-def test_max_backup_never_adds_the_entropy_bonus(
+def test_max_backup_adds_no_entropy_bonus_and_refuses_one(
     fresh_state: cql.State, max_target_backup: bool
 ) -> None:
     """``backup_entropy=True``: the one-sample target subtracts α log π(a'|s') as the official
-    code; with the max backup hybridrl adds no bonus (documented deviation), where the official
-    code would subtract α log π of the argmax action."""
+    code. The max backup adds no bonus and is refused together with ``backup_entropy``
+    (issue #18 §2: no field ignored silently; JaxCQL would subtract α log π of the argmax
+    action after the max, WSRL's SACAgent before it, sac.py L202-215)."""
     config = cql.Config(
         hidden_dims=HIDDEN,
         num_samples=M,
-        backup_entropy=True,
+        backup_entropy=not max_target_backup,
         max_target_backup=max_target_backup,
     )
     state = oc.prepare_state(fresh_state, config)
@@ -127,9 +131,14 @@ def test_max_backup_never_adds_the_entropy_bonus(
 
         if max_target_backup:
             oc.assert_close(got, official(False), "max backup target (no bonus)")
-            assert not np.allclose(got, official(True), rtol=1e-3, atol=1e-3)
         else:
             oc.assert_close(got, official(True), "target with the entropy bonus")
+    if max_target_backup:
+        both = dataclasses.replace(
+            state, config=dataclasses.replace(state.config, backup_entropy=True)
+        )
+        with pytest.raises(HybridRLError, match="backup_entropy"):
+            cql.critic_target(both, batch, k_target)
 
 
 def test_defaults_are_the_official_ones() -> None:

@@ -199,6 +199,9 @@ def actor_arrays(tree: Mapping[str, Any]) -> Arrays:
     for i in range(len(HIDDEN)):
         dense = tree["MLP_0"][f"Dense_{i}"]
         out[f"h{i}.W"], out[f"h{i}.b"] = dense["kernel"], dense["bias"]
+        if f"LayerNorm_{i}" in tree["MLP_0"]:  # WSRL's actor (wsrl_config.py L12)
+            ln = tree["MLP_0"][f"LayerNorm_{i}"]
+            out[f"h{i}.ln_scale"], out[f"h{i}.ln_bias"] = ln["scale"], ln["bias"]
     for head in ("mean", "log_std"):
         out[f"{head}.W"], out[f"{head}.b"] = tree[head]["kernel"], tree[head]["bias"]
     return {name: np.asarray(x, np.float64) for name, x in out.items()}
@@ -233,7 +236,12 @@ def ref_policy(
     ``1 - tanh(u)²`` exact for the moderate u of these tests)."""
     h = obs
     for i in range(len(HIDDEN)):
-        h = jnp.maximum(h @ p[f"h{i}.W"] + p[f"h{i}.b"], 0.0)
+        h = h @ p[f"h{i}.W"] + p[f"h{i}.b"]
+        if f"h{i}.ln_scale" in p:  # LayerNorm before the ReLU, as the critics
+            mu = h.mean(axis=-1, keepdims=True)
+            var = ((h - mu) ** 2).mean(axis=-1, keepdims=True)
+            h = (h - mu) / jnp.sqrt(var + LN_EPS) * p[f"h{i}.ln_scale"] + p[f"h{i}.ln_bias"]
+        h = jnp.maximum(h, 0.0)
     mean = h @ p["mean.W"] + p["mean.b"]
     log_std = jnp.clip(h @ p["log_std.W"] + p["log_std.b"], log_std_min, 2.0)
     std = jnp.exp(log_std)

@@ -25,19 +25,23 @@ reference in test_equivalence_sac.py (same ensemble forward pass; flags from wsr
 
 Differences found, with evidence (official file:line at the commit above):
 
-Known, named in issue #18 §2 (not fixed here; pinned by strict xfail tests below):
+Named in issue #18 §2, fixed (the tests below failed before the fix):
   a. Actor LayerNorm: official actor has it in both phases (``wsrl_config.py`` L12
      ``policy_network_kwargs.use_layer_norm = True``; pretraining with ``--use_redq`` gets it
-     from ``ensemble_config.py`` L8); hybridrl's actor has none (`sac.init` builds
-     `TanhGaussianActor` without ``layer_norm``).
-  b. Max-over-samples backup: Cal-QL's config (``max_target_backup=True``, hybridrl
-     `calql.Config`) survives the switch but `sac.critic_target` ignores it: dropped silently.
-     Official: ``SACAgent`` honours ``max_target_backup`` (sac.py L179-196, L206-215); it is
-     True in ``antmaze_wsrl`` (train_config.py) and False (the default, sac.py L480) elsewhere.
+     from ``ensemble_config.py`` L8). hybridrl: `sac.Config.actor_layer_norm`, on in the
+     ``wsrl`` and ``wsrl_cql`` presets.
+  b. Max-over-samples backup: Cal-QL's config (``max_target_backup=True``) survived the switch
+     and `sac.critic_target` ignored it. Official: ``SACAgent`` honours ``max_target_backup``
+     (sac.py L179-196, L206-216); it is True in ``antmaze_wsrl`` (train_config.py L73) and
+     False (the default, sac.py L480) elsewhere. hybridrl: SAC honours the flag and the
+     presets' switch sets it to the official fine-tuning value; `SwitchAgent` refuses any
+     field the new agent would ignore (unless the old config declares it as its own term in
+     ``SWITCH_REMOVES``, as CQL does for its penalty's fields).
   c. Conservative penalty: official CQL/Cal-QL applies it to a random subset of
      ``critic_subsample_size`` = 2 critics (cql.py L113-125: ``q_pred`` and ``cql_q_samples``
-     both indexed by the subset); hybridrl's `cql.conservative_penalty` to all N
-     (``loss = qs.shape[0] * loss``).
+     both indexed by the subset). hybridrl: `cql.Config.cql_subsample_critics` (default on)
+     penalises a fresh subset of ``num_min_qs`` critics per step (drawn without replacement;
+     the official ``randint`` draws with).
 
 Other differences (reported; the reference follows hybridrl where noted):
   1. Critic loss summed over critics (hybridrl) vs mean over critics and batch (official
@@ -72,6 +76,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import struct
 
 from hybridrl.agents import cql, sac
 from hybridrl.training.phases import Learner, Online, Warmup
@@ -160,9 +165,17 @@ def test_switch_keeps_every_array_as_the_official_restore_does():
         assert _leaves_equal(before.opt_state, after.opt_state), f"{name} optimizer was reset"
     assert _leaves_equal(state.critic.target_params, new.critic.target_params)
     assert new.config.utd_ratio == 4
+    assert new.config.max_target_backup is False  # wsrl's SAC default (sac.py L480)
     # everything else in the config is the pretraining one (checked against wsrl's SAC
     # config in the next test)
-    assert dataclasses.replace(new.config, utd_ratio=state.config.utd_ratio) == state.config
+    assert (
+        dataclasses.replace(
+            new.config,
+            utd_ratio=state.config.utd_ratio,
+            max_target_backup=state.config.max_target_backup,
+        )
+        == state.config
+    )
 
 
 def test_config_after_switch_is_wsrls_sac_config():
@@ -213,10 +226,13 @@ def test_online_update_after_switch_matches_official_high_utd():
     )
 
 
-# ------------------------------------------------ deviations named in issue #18 §2 (xfail)
-@pytest.mark.xfail(strict=True, reason="issue #18 §2: hybridrl's actor has no LayerNorm")
+# ------------------------------------------- deviations named in issue #18 §2 (fixed)
 def test_actor_has_layer_norm_as_in_official_wsrl():
-    """Official: wsrl_config.py L12 (and ensemble_config.py L8 for the pretraining)."""
+    """Official: wsrl_config.py L12 (and ensemble_config.py L8 for the pretraining). Before
+    issue #18 §2 hybridrl's actor had none (`sac.Config.actor_layer_norm`, on in the `wsrl`
+    presets)."""
+    for name in ("wsrl", "wsrl_cql"):
+        assert get_recipe(name).agent_config().actor_layer_norm, name
     state = switch(pretrained_calql_state()).state
     paths = [
         jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(state.actor.params)
@@ -224,36 +240,96 @@ def test_actor_has_layer_norm_as_in_official_wsrl():
     assert any("LayerNorm" in p for p in paths)
 
 
-@pytest.mark.xfail(strict=True, reason="issue #18 §2: max target backup dropped at the switch")
 def test_max_target_backup_is_not_dropped_silently_at_the_switch():
-    """After the switch the config still says ``max_target_backup=True`` (Cal-QL's default);
-    the official SACAgent honours that flag (sac.py L182-215). Either the update does the
-    max-over-samples backup or the config must stop claiming it."""
+    """After the switch the config's ``max_target_backup`` is the official fine-tuning one
+    (False: wsrl's SACAgent default, sac.py L480, for locomotion/adroit/kitchen) and SAC's
+    update honours whatever it says (sac.py L179-216): with the flag the target is the
+    max-over-samples backup, without it the single-sample one."""
     state = switch(pretrained_calql_state()).state
     batch = batch_of(13, B)
     key = jax.random.PRNGKey(14)
     single = jax.jit(sac.critic_target)(state, batch, key)
     max_backup = jax.jit(cql.critic_target)(state, batch, key)
     assert (not state.config.max_target_backup) or np.allclose(single, max_backup)
+    assert state.config.max_target_backup is False
+
+    on = dataclasses.replace(
+        state, config=dataclasses.replace(state.config, max_target_backup=True)
+    )
+    got = np.asarray(jax.jit(sac.critic_target)(on, batch, key))
+    # the max backup by hand: num_samples next actions, min over the subset, max over samples
+    k_pi, k_sub, _ = jax.random.split(key, 3)
+    dist = on.actor.apply_fn({"params": on.actor.params}, batch.next_observations)
+    acts = jnp.swapaxes(dist.sample(k_pi, (on.config.num_samples,)), 0, 1)  # (B, M, A)
+    obs = jnp.broadcast_to(batch.next_observations[:, None], (*acts.shape[:2], OBS_DIM))
+    qs = on.critic.apply_fn({"params": on.critic.target_params}, obs, acts)  # (N, B, M)
+    members = jax.random.choice(k_sub, N_QS, shape=(N_MIN,), replace=False)
+    next_q = np.asarray(qs[members].min(axis=0).max(axis=-1))
+    want = np.asarray(batch.rewards) + 0.99 * (1 - np.asarray(batch.terminals)) * next_q
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(got, single)
 
 
-@pytest.mark.xfail(strict=True, reason="issue #18 §2: CQL penalty on all critics, not a subset")
+def test_switch_refuses_a_field_the_new_agent_would_ignore():
+    """No config field is ignored silently after `SwitchAgent`: a field the new agent does
+    not implement and the old config does not declare as its own removed term is refused,
+    naming the field."""
+    from hybridrl.training.phases import SwitchAgent
+    from hybridrl.types import HybridRLError
+
+    @struct.dataclass
+    class Extended(cql.Config):
+        lookahead_horizon: int = struct.field(pytree_node=False, default=3)
+
+    state = pretrained_calql_state()
+    fields = {f.name: getattr(state.config, f.name) for f in dataclasses.fields(state.config)}
+    odd = dataclasses.replace(state, config=Extended(**fields))
+    learner = Learner(agent_name="calql", state=odd, offline=None, online=None)
+    with pytest.raises(HybridRLError, match="lookahead_horizon"):
+        SwitchAgent("sac").apply(learner)
+    # the declared penalty fields go with the penalty; max_target_backup is carried
+    plain = Learner(agent_name="calql", state=state, offline=None, online=None)
+    assert SwitchAgent("sac").apply(plain).agent_name == "sac"
+
+
+def test_max_target_backup_with_entropy_backup_is_refused():
+    """The official codes put the entropy term of a max backup in different places (JaxCQL
+    after the max, wsrl's SACAgent before it); hybridrl refuses the pair rather than ignore
+    ``backup_entropy``."""
+    from hybridrl.types import HybridRLError
+
+    state = switch(pretrained_calql_state()).state
+    both = dataclasses.replace(
+        state,
+        config=dataclasses.replace(state.config, max_target_backup=True, backup_entropy=True),
+    )
+    with pytest.raises(HybridRLError, match="backup_entropy"):
+        sac.critic_target(both, batch_of(13, B), jax.random.PRNGKey(0))
+
+
 def test_conservative_penalty_reaches_only_the_target_subset():
     """Official cql.py L113-125: the penalty uses ``critic_subsample_size`` (2) random critics
-    per step, so at most 2 members get its gradient; hybridrl penalises all N."""
+    per step, so at most 2 members get its gradient (`cql.Config.cql_subsample_critics`,
+    default on); before issue #18 §2 hybridrl penalised all N. Off, all N are reached."""
     state = pretrained_calql_state()
     batch = batch_of(15, B, mc_returns=True)
 
-    @jax.jit
-    def grads(params: Any) -> Any:
-        def penalty(p: Any) -> jax.Array:
-            return cql.conservative_penalty(state, p, batch, jax.random.PRNGKey(16))[0]
+    def touched(st: Any) -> int:
+        @jax.jit
+        def grads(params: Any) -> Any:
+            def penalty(p: Any) -> jax.Array:
+                return cql.conservative_penalty(st, p, batch, jax.random.PRNGKey(16))[0]
 
-        return jax.grad(penalty)(params)
+            return jax.grad(penalty)(params)
 
-    out_w = grads(state.critic.params)["ensemble"]["members"]["Dense_0"]["kernel"]
-    touched = int(np.sum(np.any(np.abs(np.asarray(out_w)) > 0, axis=(1, 2))))
-    assert touched <= N_MIN, f"{touched} of {N_QS} critics get the penalty's gradient"
+        out_w = grads(st.critic.params)["ensemble"]["members"]["Dense_0"]["kernel"]
+        return int(np.sum(np.any(np.abs(np.asarray(out_w)) > 0, axis=(1, 2))))
+
+    assert touched(state) == N_MIN, f"{touched(state)} of {N_QS} critics get the gradient"
+    all_n = dataclasses.replace(
+        state, config=dataclasses.replace(state.config, cql_subsample_critics=False)
+    )
+    assert touched(all_n) == N_QS
 
 
 def test_hidden_sizes_are_the_tiny_ones():

@@ -14,7 +14,9 @@ minibatch (s, a, r, s', d) and each critic Q_i:
 
   over M uniform actions (log μ = A log ½), M actions from π(·|s) and M from π(·|s'), all
   evaluated at the current state s (`hybridrl.core.losses.cql_logsumexp_penalty`). The
-  critic minimizes ``Σ_i (TD_i + α gap_i)``.
+  critic minimizes ``Σ_i TD_i + N α mean_{i ∈ P} gap_i``, with P all N critics, or (with a
+  target subset ``num_min_qs`` and ``cql_subsample_critics``, the official ensemble CQL of
+  WSRL) a fresh random subset of ``num_min_qs`` critics per step.
 - Lagrange variant (``lagrange=True``, Appendix F): the critic minimizes
   ``Σ_i (TD_i + α' α (gap_i - τ))`` with τ = ``target_action_gap`` and α' = exp(log α')
   (a constant for the critic); α' descends ``α · (-α' (mean_i gap_i - τ))``
@@ -43,17 +45,18 @@ Deviations from the official JAX code (all documented in ``docs/agents/cql.md``)
   multiplies log α; same fixed point, gradient scaled by α.
 - The actor is `networks.TanhGaussianActor` (log σ clipped to [-20, 2], final-layer init 1e-2);
   the official policy adds ``log_std_offset=-1`` and uses orthogonal initialization.
-- ``max_target_backup`` never adds an entropy bonus (as the original PyTorch CQL code,
-  aviralkumar2907/CQL ``cql.py``); the JAX code would subtract α log π of the argmax action
-  if ``backup_entropy`` were also set. The max is taken over ``min_j Q̄_j`` (JAX code order;
-  the PyTorch code takes the max per critic, then the min).
+- ``max_target_backup`` (`sac.critic_target`) is refused together with ``backup_entropy``
+  (JaxCQL subtracts α log π after the max, WSRL's SACAgent before it; no official config
+  sets both). The max is taken over ``min_j Q̄_j`` (JAX code order; the PyTorch code takes
+  the max per critic, then the min).
+- The penalty's critic subset is drawn without replacement (official: ``randint``, with).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -67,7 +70,6 @@ from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TrainState
 from hybridrl.data.transitions import Transitions
 from hybridrl.networks import Temperature
-from hybridrl.networks.ensemble import subsample_ensemble_min
 from hybridrl.types import HybridRLError
 
 Metrics = dict[str, jax.Array]
@@ -82,11 +84,14 @@ class Config(sac.Config):
     ``enable_calql`` are traced leaves, so sweeping them or flipping Cal-QL reuses the
     compiled update.
 
-    Attributes (beyond `sac.Config`):
-        num_samples: M, actions sampled per state for each of the three sets (10 official).
+    Attributes (beyond `sac.Config`; ``num_samples``, M, is also the number of actions per
+    state in each of the penalty's three sets, and ``max_target_backup`` is SAC's):
         lagrange: learn the penalty weight α' against ``target_action_gap``.
-        max_target_backup: target ``max_k min_j Q̄_j(s', a'_k)`` over ``num_samples`` next
-            actions, without an entropy bonus.
+        cql_subsample_critics: with a target subset (``num_min_qs`` set), the penalty reaches
+            a fresh random subset of ``num_min_qs`` critics per step, not all N: the official
+            ensemble CQL/Cal-QL (zhouzypaul/wsrl @ 891ee35 ``wsrl/agents/cql.py`` L113-125,
+            ``critic_subsample_size``). Without a subset (JaxCQL, Cal-QL: 2 critics) every
+            critic is penalised either way. False penalises all N.
         lagrange_lr: Adam learning rate of log α' (official: the critic's, 3e-4).
         init_alpha_prime: initial α' (official JAX code: log α' = 1, α' = e).
         cql_alpha: α, the penalty weight (``cql_min_q_weight``; 5.0 official default).
@@ -96,15 +101,29 @@ class Config(sac.Config):
         enable_calql: apply Cal-QL's bound ``max(Q, mc_return)`` to the policy columns.
     """
 
+    # The fields that make CQL/Cal-QL a penalty on top of SAC: a switch to SAC removes the
+    # penalty, and these with it (`hybridrl.training.phases.SwitchAgent`).
+    SWITCH_REMOVES: ClassVar[tuple[str, ...]] = (
+        "lagrange",
+        "cql_subsample_critics",
+        "lagrange_lr",
+        "init_alpha_prime",
+        "cql_alpha",
+        "target_action_gap",
+        "cql_temperature",
+        "cql_clip_diff_min",
+        "cql_clip_diff_max",
+        "enable_calql",
+    )
+
     # SAC fields whose CQL defaults differ (JaxCQL / Cal-QL ``get_default_config``).
     backup_entropy: bool = struct.field(pytree_node=False, default=False)
     actor_q: str = struct.field(pytree_node=False, default="min")
     actor_lr: float = struct.field(pytree_node=False, default=1e-4)
     temperature_lr: float = struct.field(pytree_node=False, default=1e-4)
     # CQL, static
-    num_samples: int = struct.field(pytree_node=False, default=10)
     lagrange: bool = struct.field(pytree_node=False, default=False)
-    max_target_backup: bool = struct.field(pytree_node=False, default=False)
+    cql_subsample_critics: bool = struct.field(pytree_node=False, default=True)
     lagrange_lr: float = struct.field(pytree_node=False, default=3e-4)
     init_alpha_prime: float = struct.field(pytree_node=False, default=math.e)
     # CQL, traced
@@ -127,8 +146,6 @@ class State(sac.State):
 
 def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) -> State:
     """SAC's networks (`sac.init`) plus log α'."""
-    if config.num_samples < 1:
-        raise ValueError(f"num_samples must be positive, got {config.num_samples}")
     k_sac, k_prime = jax.random.split(key)
     base = sac.init(config, k_sac, observation_dim, action_dim)
     prime_net = Temperature(initial=config.init_alpha_prime)
@@ -145,38 +162,19 @@ def _log_alpha_prime(params: Any) -> jax.Array:
     return params["log_alpha"]
 
 
-def _repeat_states(observations: jax.Array, m: int) -> jax.Array:
-    """(B, D) -> (B, m, D): each state once per sampled action."""
-    return jnp.broadcast_to(
-        observations[:, None], (observations.shape[0], m, *observations.shape[1:])
-    )
+# The sampling helpers and the (max-)backup live in `sac` (WSRL's SAC agent has the max
+# backup too, so a switch to SAC carries it).
+_repeat_states = sac.repeat_states
+_policy_samples = sac.policy_samples
+critic_target = sac.critic_target
 
 
-def _policy_samples(
-    state: State, observations: jax.Array, key: jax.Array, m: int
-) -> tuple[jax.Array, jax.Array]:
-    """m actions per state from π(·|s) and their log-densities: (B, m, A), (B, m)."""
-    dist = state.actor.apply_fn({"params": state.actor.params}, observations)
-    actions, log_probs = dist.sample_and_log_prob(key, (m,))
-    return jnp.swapaxes(actions, 0, 1), jnp.swapaxes(log_probs, 0, 1)
-
-
-def critic_target(state: State, batch: Transitions, key: jax.Array) -> jax.Array:
-    """The TD target y (constant): SAC's (`sac.critic_target`), or with ``max_target_backup``
-    ``r + γ (1 - d) max_k min_j Q̄_j(s', a'_k)`` over ``num_samples`` actions a'_k ~ π(·|s')."""
-    cfg = state.config
-    if not cfg.max_target_backup:
-        return sac.critic_target(state, batch, key)
-    k_pi, k_sub, k_drop = jax.random.split(key, 3)
-    m = cfg.num_samples
-    next_actions, _ = _policy_samples(state, batch.next_observations, k_pi, m)
-    next_obs = _repeat_states(batch.next_observations, m)
-    next_qs = sac.critic_apply(state, state.critic.target_params, next_obs, next_actions, k_drop)
-    k = cfg.num_min_qs if cfg.num_min_qs is not None else cfg.num_qs
-    next_q = subsample_ensemble_min(next_qs, k_sub, k).max(axis=-1)  # (B,)
-    return jax.lax.stop_gradient(
-        losses.td_target(batch.rewards, batch.terminals, next_q, cfg.discount)
-    )
+def penalty_critics(config: Config) -> int:
+    """How many critics the penalty reaches per step: ``num_min_qs`` (a random subset, drawn
+    afresh each step) when ``cql_subsample_critics`` and a subset is set, else all N."""
+    if config.cql_subsample_critics and config.num_min_qs is not None:
+        return min(config.num_min_qs, config.num_qs)
+    return config.num_qs
 
 
 def alpha_prime(state: State) -> jax.Array:
@@ -215,6 +213,11 @@ def conservative_penalty(
 
     qs = sac.critic_apply(st, params, batch.observations, batch.actions, key)  # (N, B)
     q_ood = sac.critic_apply(st, params, ood_obs, ood_actions, key)  # (N, B, 3M)
+    n = qs.shape[0]
+    k = penalty_critics(cfg)
+    if k < n:  # a fresh random subset of k distinct critics per step (wsrl cql.py L113-125)
+        members = jax.random.choice(jax.random.fold_in(key, 3), n, shape=(k,), replace=False)
+        qs, q_ood = qs[members], q_ood[members]
     q_random, q_pi = q_ood[..., :m], q_ood[..., m:]
     metrics: Metrics = {"q_random_mean": q_random.mean(), "q_policy_mean": q_pi.mean()}
     mc_returns = batch.extras.get("mc_returns")
@@ -236,7 +239,9 @@ def conservative_penalty(
         loss = alpha_prime(st) * cfg.cql_alpha * (gap - cfg.target_action_gap)
     else:
         loss = cfg.cql_alpha * gap
-    loss = qs.shape[0] * loss  # summed over critics, like the TD part
+    # N times the mean over the penalised critics: the TD part is summed over the N critics
+    # where the official code averages it, so both keep the official ratio.
+    loss = n * loss
     return loss, {**metrics, "cql_gap": gap, "cql_loss": loss}
 
 

@@ -36,7 +36,7 @@ Deviations from the official code (snu-mllab/EDAC), all documented in docs/agent
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 from flax import struct
@@ -100,6 +100,9 @@ class Config(sac.Config):
     actor_q: str = struct.field(pytree_node=False, default="min")
     actor_log_std_min: float = struct.field(pytree_node=False, default=-5.0)
     eta: float = 1.0
+
+    # The diversity term goes at a switch to SAC (`hybridrl.training.phases.SwitchAgent`).
+    SWITCH_REMOVES: ClassVar[tuple[str, ...]] = ("eta",)
 
 
 def sac_n(config: Config) -> sac.Config:

@@ -39,6 +39,7 @@ from hybridrl.core.train_state import TargetTrainState, TrainState
 from hybridrl.data.transitions import Transitions
 from hybridrl.networks import EnsembleCritic, TanhGaussianActor, Temperature
 from hybridrl.networks.ensemble import subsample_ensemble_min
+from hybridrl.types import HybridRLError
 
 Metrics = dict[str, jax.Array]
 # (state, critic params, minibatch, dropout key) -> (extra critic loss, metrics)
@@ -55,9 +56,19 @@ class Config:
         num_qs: critics in the ensemble (2 for SAC, 10 for RLPD/WSRL).
         num_min_qs: size of the random target subset (REDQ/RLPD: 2); None uses all critics.
         critic_layer_norm: LayerNorm in the critics (RLPD's key stabiliser).
+        actor_layer_norm: LayerNorm in the actor's trunk (off in SAC/RLPD; on in WSRL, both
+            phases: zhouzypaul/wsrl @ 891ee35 ``experiments/configs/wsrl_config.py`` L12 and
+            ``ensemble_config.py`` L8).
         critic_dropout: dropout rate in the critics (DroQ); None for none.
         utd_ratio: critic updates per actor update (update-to-data ratio G).
         backup_entropy: include the entropy bonus in the TD target.
+        max_target_backup: back up ``max_k min_{j ∈ K} Q̄_j(s', a'_k)`` over ``num_samples``
+            next actions a'_k ~ π(·|s') instead of one sample (the official SAC agent of WSRL
+            has it, ``wsrl/agents/sac.py`` L179-216, default off; on in its AntMaze config;
+            Cal-QL/CQL pretrain with it). Refused together with ``backup_entropy``: the
+            official codes disagree on where the entropy term goes (see `critic_target`).
+        num_samples: next actions per state for ``max_target_backup`` (official ``n_actions``,
+            10); CQL also uses it for the penalty's sampled actions.
         actor_q: how the actor aggregates the critics: "mean" or "min".
         actor_log_std_min, actor_log_std_max: clip bounds of the actor's log std (SAC code:
             [-20, 2]; SAC-N/EDAC: [-5, 2]).
@@ -72,9 +83,12 @@ class Config:
     num_qs: int = struct.field(pytree_node=False, default=2)
     num_min_qs: int | None = struct.field(pytree_node=False, default=None)
     critic_layer_norm: bool = struct.field(pytree_node=False, default=False)
+    actor_layer_norm: bool = struct.field(pytree_node=False, default=False)
     critic_dropout: float | None = struct.field(pytree_node=False, default=None)
     utd_ratio: int = struct.field(pytree_node=False, default=1)
     backup_entropy: bool = struct.field(pytree_node=False, default=True)
+    max_target_backup: bool = struct.field(pytree_node=False, default=False)
+    num_samples: int = struct.field(pytree_node=False, default=10)
     actor_q: str = struct.field(pytree_node=False, default="mean")
     actor_log_std_min: float = struct.field(pytree_node=False, default=-20.0)
     actor_log_std_max: float = struct.field(pytree_node=False, default=2.0)
@@ -103,6 +117,7 @@ def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) 
     """Fresh networks and optimizers for ``observation_dim`` inputs and ``action_dim`` actions."""
     if config.actor_q not in ("mean", "min"):
         raise ValueError(f"actor_q must be 'mean' or 'min', got {config.actor_q!r}")
+    check_config(config)
     k_actor, k_critic, k_temp = jax.random.split(key, 3)
     obs = jnp.zeros((1, observation_dim), jnp.float32)
     act = jnp.zeros((1, action_dim), jnp.float32)
@@ -111,6 +126,7 @@ def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) 
         action_dim=action_dim,
         log_std_min=config.actor_log_std_min,
         log_std_max=config.actor_log_std_max,
+        layer_norm=config.actor_layer_norm,
     )
     critic_net = EnsembleCritic(
         hidden_dims=tuple(config.hidden_dims),
@@ -162,19 +178,61 @@ def critic_apply(
 _critic_apply = critic_apply  # the former private name, kept for existing callers
 
 
-def critic_target(state: State, batch: Transitions, key: jax.Array) -> jax.Array:
-    """The soft TD target y (no gradient flows through it)."""
-    cfg = state.config
-    k_pi, k_sub, k_drop = jax.random.split(key, 3)
-    dist = state.actor.apply_fn({"params": state.actor.params}, batch.next_observations)
-    next_actions, next_log_probs = dist.sample_and_log_prob(k_pi)
-    next_qs = critic_apply(
-        state, state.critic.target_params, batch.next_observations, next_actions, k_drop
+def repeat_states(observations: jax.Array, m: int) -> jax.Array:
+    """(B, D) -> (B, m, D): each state once per sampled action."""
+    return jnp.broadcast_to(
+        observations[:, None], (observations.shape[0], m, *observations.shape[1:])
     )
+
+
+def policy_samples(
+    state: State, observations: jax.Array, key: jax.Array, m: int
+) -> tuple[jax.Array, jax.Array]:
+    """m actions per state from π(·|s) and their log-densities: (B, m, A), (B, m)."""
+    dist = state.actor.apply_fn({"params": state.actor.params}, observations)
+    actions, log_probs = dist.sample_and_log_prob(key, (m,))
+    return jnp.swapaxes(actions, 0, 1), jnp.swapaxes(log_probs, 0, 1)
+
+
+def check_config(config: Config) -> None:
+    """Refuse combinations that would silently ignore a field (`HybridRLError`)."""
+    if config.max_target_backup and config.backup_entropy:
+        raise HybridRLError(
+            "max_target_backup=True with backup_entropy=True: the official codes disagree on "
+            "the entropy term of a max backup (JaxCQL subtracts it after the max, WSRL's "
+            "SACAgent before it); set backup_entropy=False"
+        )
+    if config.num_samples < 1:
+        raise HybridRLError(f"num_samples must be positive, got {config.num_samples}")
+
+
+def critic_target(state: State, batch: Transitions, key: jax.Array) -> jax.Array:
+    """The TD target y (no gradient flows through it).
+
+    One next action: ``r + γ (1 - d) (min_{j ∈ K} Q̄_j(s', a') - β α log π(a'|s'))``. With
+    ``max_target_backup``: ``r + γ (1 - d) max_k min_{j ∈ K} Q̄_j(s', a'_k)`` over
+    ``num_samples`` actions a'_k ~ π(·|s'), min over the subset first and max second, as
+    zhouzypaul/wsrl @ 891ee35 ``wsrl/agents/sac.py`` L229-251 and L206-216 (and JaxCQL).
+    """
+    cfg = state.config
+    check_config(cfg)
+    k_pi, k_sub, k_drop = jax.random.split(key, 3)
     k = cfg.num_min_qs if cfg.num_min_qs is not None else cfg.num_qs
-    next_q = subsample_ensemble_min(next_qs, k_sub, k)
-    if cfg.backup_entropy:
-        next_q = next_q - _alpha(state) * next_log_probs
+    if cfg.max_target_backup:
+        m = cfg.num_samples
+        next_actions, _ = policy_samples(state, batch.next_observations, k_pi, m)
+        next_obs = repeat_states(batch.next_observations, m)
+        next_qs = critic_apply(state, state.critic.target_params, next_obs, next_actions, k_drop)
+        next_q = subsample_ensemble_min(next_qs, k_sub, k).max(axis=-1)  # (B,)
+    else:
+        dist = state.actor.apply_fn({"params": state.actor.params}, batch.next_observations)
+        next_actions, next_log_probs = dist.sample_and_log_prob(k_pi)
+        next_qs = critic_apply(
+            state, state.critic.target_params, batch.next_observations, next_actions, k_drop
+        )
+        next_q = subsample_ensemble_min(next_qs, k_sub, k)
+        if cfg.backup_entropy:
+            next_q = next_q - _alpha(state) * next_log_probs
     return jax.lax.stop_gradient(
         losses.td_target(batch.rewards, batch.terminals, next_q, cfg.discount)
     )

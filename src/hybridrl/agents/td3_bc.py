@@ -23,6 +23,8 @@ Defaults are TD3's (the official TD3+BC code uses TD3's 256-256 networks, 3e-4 l
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -46,6 +48,9 @@ class Config(td3.Config):
     """
 
     alpha: float = 2.5
+
+    # The BC term goes at a switch to TD3 (`hybridrl.training.phases.SwitchAgent`).
+    SWITCH_REMOVES: ClassVar[tuple[str, ...]] = ("alpha",)
 
 
 def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) -> State:

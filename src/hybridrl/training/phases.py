@@ -136,7 +136,12 @@ class ResetOptimizers(Hook):
 @dataclass(frozen=True)
 class SwitchAgent(Hook):
     """Update and act with agent ``name`` from now on; its ``State`` must be a base class of
-    the current state's (e.g. ``cql``/``calql`` → ``sac``: a CQL state *is* a SAC state)."""
+    the current state's (e.g. ``cql``/``calql`` → ``sac``: a CQL state *is* a SAC state).
+
+    No config field is ignored silently: every field of the current config must be one the
+    new agent's ``Config`` has (carried and honoured, e.g. ``max_target_backup``), or one
+    the current config names in its ``SWITCH_REMOVES`` (the terms that define it on top of
+    the new agent, e.g. CQL's penalty); any other field is refused (`HybridRLError`)."""
 
     name: str = "sac"
     kind: ClassVar[str] = "switch_agent"
@@ -149,6 +154,16 @@ class SwitchAgent(Hook):
             raise HybridRLError(
                 f"switch_agent: a {type(learner.state).__module__} state cannot be updated by "
                 f"'{self.name}' (its State is not a base of the current one)"
+            )
+        config = learner.state.config
+        kept = {f.name for f in dataclasses.fields(module.Config)}
+        removed = set(getattr(type(config), "SWITCH_REMOVES", ()))
+        ignored = sorted(f.name for f in dataclasses.fields(config) if f.name not in kept | removed)
+        if ignored:
+            raise HybridRLError(
+                f"switch_agent: '{self.name}' does not implement the "
+                f"{type(config).__module__}.Config field(s) {', '.join(ignored)}, which would "
+                "be ignored silently after the switch"
             )
         return dataclasses.replace(learner, agent_name=self.name)
 

@@ -16,10 +16,13 @@ The registered presets, with the paper each follows and our deviations:
 - ``rlpd`` — RLPD (Ball et al., 2023): no pretraining; SAC with 10 LayerNorm critics, a random
   subset of 2 in the target, update-to-data ratio 20, symmetric (50/50) sampling of offline and
   online data, random actions for the first steps.
-- ``wsrl`` — WSRL (Zhou et al., 2024): Cal-QL pretraining with 10 LayerNorm critics (subset 2),
-  K warm-up steps with the frozen pretrained policy, then SAC fine-tuning with **no** offline
-  data retained, UTD 4 (official scripts: ``--utd 4 --batch_size 1024 --warmup_steps 5000``).
-  ``wsrl_cql`` pretrains with CQL instead.
+- ``wsrl`` — WSRL (Zhou et al., 2024): Cal-QL pretraining with 10 LayerNorm critics (subset 2;
+  the conservative penalty on a random subset of 2 per step) and a LayerNorm actor, K warm-up
+  steps with the frozen pretrained policy, then SAC fine-tuning with **no** offline data
+  retained, UTD 4 and a single-sample target backup (official scripts: ``--utd 4
+  --batch_size 1024 --warmup_steps 5000``; the official AntMaze config backs up the max over
+  10 samples instead). ``wsrl_cql`` pretrains with CQL instead, as the official scripts do
+  on MuJoCo locomotion (Monte-Carlo returns are hard to estimate there).
 - ``sac`` — online SAC from scratch (a baseline with no data).
 
 Budgets: the presets carry the papers' step counts for MuJoCo (1M pretraining updates, ...);
@@ -282,18 +285,31 @@ def rlpd() -> Recipe:
     )
 
 
+# WSRL (zhouzypaul/wsrl @ 891ee35): pretraining with --use_redq (ensemble_config.py L4-12) and
+# fine-tuning (wsrl_config.py L9-13) both use 10 LayerNorm critics with subsets of 2 and a
+# LayerNorm actor. The fine-tuning SACAgent's max_target_backup is set by the task's config,
+# not carried from pretraining (train_config.py: True in antmaze_wsrl L73, default False,
+# sac.py L480, for adroit, kitchen and locomotion): the switch states it explicitly.
+WSRL_ENSEMBLE = {**ENSEMBLE_10, "actor_layer_norm": True}
+
+
 def _wsrl(pretrain_agent: str) -> Recipe:
     return Recipe(
         name="wsrl" if pretrain_agent == "calql" else f"wsrl_{pretrain_agent}",
         agent=pretrain_agent,
-        config=ENSEMBLE_10,
+        # CQL pretraining backs up the max over 10 samples (wsrl cql_config.py L12; Cal-QL's
+        # default already does)
+        config={**WSRL_ENSEMBLE, "max_target_backup": True},
         phases=(
             Offline(name="pretrain", updates=1_000_000),
             Warmup(name="warmup", steps=5000, hooks=(DropOfflineData(),)),
             Online(
                 name="finetune",
                 steps=1_000_000,
-                hooks=(SwitchAgent("sac"), SetConfig({"utd_ratio": 4})),
+                hooks=(
+                    SwitchAgent("sac"),
+                    SetConfig({"utd_ratio": 4, "max_target_backup": False}),
+                ),
             ),
         ),
         description=f"WSRL: {pretrain_agent} pretraining, frozen-policy warm-up, SAC "
