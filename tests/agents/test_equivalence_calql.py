@@ -104,6 +104,7 @@ def test_defaults_are_the_official_ones() -> None:
         "num_qs": 2,
         "actor_q": "min",
         "utd_ratio": 1,  # offline: one step per batch; online_utd_ratio = 1
+        "actor_log_std_offset": -1.0,  # conservative_sac_main.py L38
     }
     for field, value in official.items():
         assert getattr(config, field) == value, field

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -165,10 +166,30 @@ def test_defaults_are_the_official_ones() -> None:
         "actor_q": "min",  # min(Q1, Q2) in the policy loss
         "hidden_dims": (256, 256),  # policy_arch = qf_arch = '256-256'
         "utd_ratio": 1,
+        # issue #18 §2: policy_lr 3e-4 (conservative_sac.py L33) for the actor and log α
+        "actor_lr": 3e-4,
+        "temperature_lr": 3e-4,
+        # conservative_sac_main.py L40 policy_log_std_offset = -1.0 (model.py L106, L120)
+        "actor_log_std_offset": -1.0,
     }
     for field, value in official.items():
         assert getattr(config, field) == value, field
     # target_entropy >= 0 in the official config means -|A|, hybridrl's None.
     assert config.target_entropy is None and config.target_entropy_scale == 1.0
-    # Not compared, known (issue #18 §2): JaxCQL's policy_lr (actor and log α) is 3e-4 where
-    # ``actor_lr``/``temperature_lr`` take Cal-QL's 1e-4 (docs/agents/cql.md).
+
+
+def test_initial_policy_has_the_official_log_std_offset() -> None:
+    """JaxCQL's ``TanhGaussianPolicy`` computes log σ = 1 · raw + (-1) at initialisation
+    (model.py L120): hybridrl folds the -1 into the log σ head's bias, so the initial policy's
+    log σ is SAC's minus 1 at every state (issue #18 §2)."""
+    config = cql.Config(hidden_dims=HIDDEN)
+    key = jax.random.PRNGKey(5)
+    state = cql.init(config, key, 3, 2)
+    plain = cql.init(dataclasses.replace(config, actor_log_std_offset=0.0), key, 3, 2)
+    obs = jax.random.normal(jax.random.PRNGKey(6), (7, 3))
+
+    def log_std(st: Any) -> np.ndarray:
+        dist = st.actor.apply_fn({"params": st.actor.params}, obs)
+        return np.asarray(dist.log_std)
+
+    np.testing.assert_allclose(log_std(state), log_std(plain) - 1.0, atol=1e-5)

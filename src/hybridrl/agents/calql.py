@@ -40,11 +40,15 @@ __all__ = ["Config", "State", "act", "init", "update"]
 @struct.dataclass
 class Config(cql.Config):
     """`cql.Config` with Cal-QL's defaults (nakamotoo/Cal-QL ``ConservativeSAC``):
-    calibration on and the max-target backup over ``num_samples`` next actions.
+    calibration on, the max-target backup over ``num_samples`` next actions, and the actor
+    and temperature learning rate 1e-4 (CQL's JaxCQL MuJoCo default is 3e-4).
     The official scripts use ``cql_alpha=5`` with ``lagrange=True, target_action_gap=0.8``
     on AntMaze and ``cql_alpha=1`` on Adroit/Kitchen."""
 
     max_target_backup: bool = struct.field(pytree_node=False, default=True)
+    # nakamotoo/Cal-QL @ ac6eafe JaxCQL/conservative_sac.py L30: policy_lr 1e-4 (actor, log α)
+    actor_lr: float = struct.field(pytree_node=False, default=1e-4)
+    temperature_lr: float = struct.field(pytree_node=False, default=1e-4)
     enable_calql: bool = True
 
 

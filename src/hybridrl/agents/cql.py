@@ -44,7 +44,11 @@ Deviations from the official JAX code (all documented in ``docs/agents/cql.md``)
 - The temperature loss uses α = exp(log α) (`networks.Temperature`) where the official code
   multiplies log α; same fixed point, gradient scaled by α.
 - The actor is `networks.TanhGaussianActor` (log σ clipped to [-20, 2], final-layer init 1e-2);
-  the official policy adds ``log_std_offset=-1`` and uses orthogonal initialization.
+  the official policy's ``log_std_offset=-1`` is folded into the log σ head's bias at
+  initialisation (``actor_log_std_offset``: the same policy at init; the official code also
+  trains a scalar multiplier and offset, which the per-dimension bias already covers up to
+  the multiplier), and the official code uses orthogonal initialization (Cal-QL) or
+  ``orthogonal_init=False`` (JaxCQL).
 - ``max_target_backup`` (`sac.critic_target`) is refused together with ``backup_entropy``
   (JaxCQL subtracts α log π after the max, WSRL's SACAgent before it; no official config
   sets both). The max is taken over ``min_j Q̄_j`` (JAX code order; the PyTorch code takes
@@ -119,8 +123,13 @@ class Config(sac.Config):
     # SAC fields whose CQL defaults differ (JaxCQL / Cal-QL ``get_default_config``).
     backup_entropy: bool = struct.field(pytree_node=False, default=False)
     actor_q: str = struct.field(pytree_node=False, default="min")
-    actor_lr: float = struct.field(pytree_node=False, default=1e-4)
-    temperature_lr: float = struct.field(pytree_node=False, default=1e-4)
+    # JaxCQL's MuJoCo defaults (young-geng/JaxCQL @ bac4299 conservative_sac.py L33: policy_lr
+    # 3e-4 for the actor and log α); Cal-QL's 1e-4 is `calql.Config`'s.
+    actor_lr: float = struct.field(pytree_node=False, default=3e-4)
+    temperature_lr: float = struct.field(pytree_node=False, default=3e-4)
+    # The official policy's log_std_offset = -1 (JaxCQL @ bac4299 model.py L106, L120 and
+    # conservative_sac_main.py L40; Cal-QL @ ac6eafe conservative_sac_main.py L38).
+    actor_log_std_offset: float = struct.field(pytree_node=False, default=-1.0)
     # CQL, static
     lagrange: bool = struct.field(pytree_node=False, default=False)
     cql_subsample_critics: bool = struct.field(pytree_node=False, default=True)

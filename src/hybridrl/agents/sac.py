@@ -72,6 +72,9 @@ class Config:
         actor_q: how the actor aggregates the critics: "mean" or "min".
         actor_log_std_min, actor_log_std_max: clip bounds of the actor's log std (SAC code:
             [-20, 2]; SAC-N/EDAC: [-5, 2]).
+        actor_log_std_offset: added to the bias of the actor's log σ head at initialisation
+            (0: none; CQL/Cal-QL: -1, the official ``log_std_offset``, so the initial σ is
+            e^-1 times the un-shifted one). Initialisation only.
         actor_lr, critic_lr, temperature_lr: Adam learning rates.
         init_temperature: initial α.
         target_entropy: H̄; None means ``-target_entropy_scale * |A|``.
@@ -92,6 +95,7 @@ class Config:
     actor_q: str = struct.field(pytree_node=False, default="mean")
     actor_log_std_min: float = struct.field(pytree_node=False, default=-20.0)
     actor_log_std_max: float = struct.field(pytree_node=False, default=2.0)
+    actor_log_std_offset: float = struct.field(pytree_node=False, default=0.0)
     actor_lr: float = struct.field(pytree_node=False, default=3e-4)
     critic_lr: float = struct.field(pytree_node=False, default=3e-4)
     temperature_lr: float = struct.field(pytree_node=False, default=3e-4)
@@ -140,10 +144,15 @@ def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) 
         if config.target_entropy is not None
         else losses.default_target_entropy(action_dim, config.target_entropy_scale)
     )
+    actor_params = actor_net.init(k_actor, obs)["params"]
+    if config.actor_log_std_offset:
+        head = {**actor_params["log_std"]}
+        head["bias"] = head["bias"] + config.actor_log_std_offset
+        actor_params = {**actor_params, "log_std": head}
     return State(
         actor=TrainState.create(
             apply_fn=actor_net.apply,
-            params=actor_net.init(k_actor, obs)["params"],
+            params=actor_params,
             tx=adam(config.actor_lr),
         ),
         critic=TargetTrainState.create(

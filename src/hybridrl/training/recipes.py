@@ -290,7 +290,14 @@ def rlpd() -> Recipe:
 # LayerNorm actor. The fine-tuning SACAgent's max_target_backup is set by the task's config,
 # not carried from pretraining (train_config.py: True in antmaze_wsrl L73, default False,
 # sac.py L480, for adroit, kitchen and locomotion): the switch states it explicitly.
-WSRL_ENSEMBLE = {**ENSEMBLE_10, "actor_layer_norm": True}
+# Its agents' policies have no log-std offset and learn at 1e-4 (sac_config.py L37-51).
+WSRL_ENSEMBLE = {
+    **ENSEMBLE_10,
+    "actor_layer_norm": True,
+    "actor_log_std_offset": 0.0,
+    "actor_lr": 1e-4,
+    "temperature_lr": 1e-4,
+}
 
 
 def _wsrl(pretrain_agent: str) -> Recipe:
