@@ -390,7 +390,7 @@ def test_return_range_reward_normalization(pendulum_small, positive_rewards):
     learned = np.asarray(runner.data.offline_transitions(mc_returns=False, discount=0.99).rewards)
     np.testing.assert_allclose(learned, raw * 2.0 * factor + 0.5, rtol=1e-5)
     assert runner.run_info()["reward_transform"]["scale"] == pytest.approx(2.0 * factor)
-    assert get_recipe("offline:iql").to_dict()["reward_normalization"] == "none"
+    assert get_recipe("offline:iql").to_dict()["reward_normalization"] == "auto"
     # Every episode the same return: no spread to divide by.
     with pytest.raises(HybridRLError, match=r"pendulum-small.*different returns"):
         Runner(recipe, RunSettings("Pendulum-v1"), positive_rewards, "unused")

@@ -18,7 +18,7 @@ from hybridrl.data.transitions import Transitions, calql_mc_returns
 from hybridrl.envs.make import env_options, env_spaces, recorded_env_options
 from hybridrl.training.context import RunSettings
 from hybridrl.training.offline import unit_actions
-from hybridrl.training.recipes import Recipe
+from hybridrl.training.recipes import Recipe, resolve_reward_normalization
 from hybridrl.types import HybridRLError, SpaceSpec
 
 ObsStats = tuple[np.ndarray, np.ndarray]
@@ -38,6 +38,8 @@ class PreparedData:
         obs_stats: ``(mean, std)`` of the dataset's observations when the recipe normalises
             observations with them, else None.
         reward_factor: the data-dependent factor of ``recipe.reward_normalization``.
+        reward_normalization: the normalization in effect ("auto" resolved from the
+            dataset's metadata; recorded in ``run.json``).
         reward_scale, reward_bias: what the agent learns from, ``r' = scale * r + bias``.
         reference: ``(random, expert)`` returns for normalised scores, or None.
         content_hash: the dataset's content hash (for the fingerprint), or None.
@@ -51,6 +53,7 @@ class PreparedData:
     act_dim: int
     obs_stats: ObsStats | None
     reward_factor: float
+    reward_normalization: str
     reward_scale: float
     reward_bias: float
     reference: tuple[float, float] | None
@@ -142,6 +145,13 @@ def prepare(recipe: Recipe, settings: RunSettings, dataset: Dataset | None) -> P
         act_dim=act_dim,
         obs_stats=obs_stats,
         reward_factor=factor,
+        reward_normalization=(
+            "none"
+            if dataset is None
+            else resolve_reward_normalization(
+                recipe.reward_normalization, dataset.metadata.env_id, dataset.metadata.name
+            )
+        ),
         reward_scale=recipe.reward_scale * factor,
         reward_bias=recipe.reward_bias,
         reference=_reference_returns(settings, dataset),
@@ -178,7 +188,12 @@ def _checked(ds: Dataset, obs_space: SpaceSpec, act_space: SpaceSpec, env_id: st
 def _reward_factor(recipe: Recipe, dataset: Dataset | None) -> float:
     """The data-dependent reward factor of ``recipe.reward_normalization`` (1 for none),
     computed once from the dataset and applied to offline and online rewards alike."""
-    if recipe.reward_normalization == "none" or dataset is None:
+    if dataset is None:
+        return 1.0
+    setting = resolve_reward_normalization(
+        recipe.reward_normalization, dataset.metadata.env_id, dataset.metadata.name
+    )
+    if setting == "none":
         return 1.0
     returns = dataset.episode_returns()
     spread = float(returns.max() - returns.min()) if len(returns) else 0.0

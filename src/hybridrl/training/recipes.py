@@ -57,7 +57,19 @@ from hybridrl.training.phases import (
 )
 from hybridrl.types import HybridRLError
 
-REWARD_NORMALIZATIONS = ("none", "return_range")
+REWARD_NORMALIZATIONS = ("none", "return_range", "auto")
+# Datasets whose official IQL reward scaling is "return_range" (ikostrikov/implicit_q_learning
+# @ 09d7002 train_offline.py L72-74: halfcheetah, walker2d and hopper, i.e. MuJoCo locomotion).
+LOCOMOTION_TASKS = ("halfcheetah", "walker2d", "hopper")
+
+
+def resolve_reward_normalization(setting: str, env_id: str | None, name: str | None) -> str:
+    """The normalization in effect: ``setting``, or for "auto" "return_range" when the
+    dataset's env id or name (its metadata) names a locomotion task, else "none"."""
+    if setting != "auto":
+        return setting
+    text = f"{env_id or ''} {name or ''}".lower()
+    return "return_range" if any(t in text for t in LOCOMOTION_TASKS) else "none"
 
 
 @dataclass(frozen=True)
@@ -76,8 +88,12 @@ class Recipe:
         reward_normalization: a data-dependent factor applied before ``reward_scale``:
             "none", or "return_range", ``r * 1000 / (max_i R_i - min_i R_i)`` over the
             dataset's episode returns ``R_i``: IQL's MuJoCo setting (Kostrikov et al., 2022,
-            appendix B; the official ``train_offline.py``), which keeps the advantages in
-            ``exp(beta * A)`` on one scale across tasks.
+            appendix B; the official ``train_offline.py`` L72-74), which keeps the
+            advantages in ``exp(beta * A)`` on one scale across tasks; or "auto" (the IQL
+            presets' default): "return_range" when the dataset's metadata (env id or name)
+            names halfcheetah, walker2d or hopper, as the official script decides from the
+            env name, else "none" (`resolve_reward_normalization`; ``run.json`` records the
+            choice in ``reward_transform``).
         description: one line for ``hybridrl recipes``.
     """
 
@@ -115,7 +131,7 @@ class Recipe:
                 f"recipe '{self.name}': unknown reward_normalization "
                 f"{self.reward_normalization!r}; one of {', '.join(REWARD_NORMALIZATIONS)}"
             )
-        if self.reward_normalization != "none" and not self.needs_dataset:
+        if self.reward_normalization == "return_range" and not self.needs_dataset:
             raise HybridRLError(
                 f"recipe '{self.name}': reward_normalization={self.reward_normalization!r} "
                 "is computed from a dataset, and the recipe uses none"
@@ -243,6 +259,7 @@ def _naive(agent: str, description: str, **config: Any) -> Recipe:
         agent=agent,
         config=config,
         normalize_observations=agent in ("iql", "awac"),
+        reward_normalization="auto" if agent == "iql" else "none",
         phases=(
             Offline(name="pretrain", updates=1_000_000),
             Online(name="finetune", steps=1_000_000, hooks=(SeedBuffer(),)),
@@ -428,14 +445,17 @@ RECIPES: dict[str, Callable[[], Recipe]] = {
 
 
 def offline_recipe(
-    agent: str, updates: int = 1_000_000, reward_normalization: str = "none"
+    agent: str, updates: int = 1_000_000, reward_normalization: str | None = None
 ) -> Recipe:
     """Offline training only (``offline:AGENT`` on the command line): the validation runs of
     offline RL. TD3+BC, IQL and AWAC standardise observations, as their papers do (IQL and
-    AWAC for stability on Pendulum-like tasks). ``reward_normalization="return_range"`` is
-    IQL's MuJoCo reward scaling (see `Recipe`); it adds ``_rn`` to the name so that reports
-    keep the two apart."""
-    suffix = "" if reward_normalization == "none" else "_rn"
+    AWAC for stability on Pendulum-like tasks). ``reward_normalization`` defaults to "auto"
+    for IQL (the official scaling on locomotion datasets, chosen from the dataset's metadata)
+    and "none" otherwise; an explicit "return_range" is IQL's MuJoCo reward scaling on any
+    dataset (see `Recipe`) and adds ``_rn`` to the name so that reports keep the two apart."""
+    if reward_normalization is None:
+        reward_normalization = "auto" if agent == "iql" else "none"
+    suffix = "_rn" if reward_normalization == "return_range" else ""
     recipe = Recipe(
         name=f"{agent}_offline{suffix}",
         agent=agent,

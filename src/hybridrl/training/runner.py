@@ -124,7 +124,11 @@ class Runner:
             "score_unit": self.score_unit,
             "reference_returns": list(data.reference) if data.reference else None,
             # What the agent learns from: r' = scale * r + bias (scores use the env's r).
-            "reward_transform": {"scale": data.reward_scale, "bias": data.reward_bias},
+            "reward_transform": {
+                "scale": data.reward_scale,
+                "bias": data.reward_bias,
+                "normalization": data.reward_normalization,
+            },
             "switch_step": self.switch_step,
             "phases": self.plan.phase_records(self.recipe),
             "fingerprint": self.fingerprint(),
