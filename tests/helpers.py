@@ -44,3 +44,21 @@ def same_tree(a: Any, b: Any) -> bool:
         np.array_equal(x, y)
         for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
     )
+
+
+def pendulum_dataset(num_steps: int, name: str, **kw: Any) -> Any:
+    """``num_steps`` transitions of the noisy (std 0.3) Pendulum swing-up controller, seed 0;
+    ``kw`` goes to `collect` (e.g. reference scores)."""
+    from hybridrl.data.collect import NoiseConfig, collect
+    from hybridrl.policies import PendulumSwingUp
+
+    return collect(
+        "Pendulum-v1",
+        PendulumSwingUp(),
+        num_steps=num_steps,
+        seed=0,
+        noise=NoiseConfig(gaussian_std=0.3),
+        progress=False,
+        name=name,
+        **kw,
+    )

@@ -6,26 +6,15 @@ import numpy as np
 import pytest
 
 from hybridrl.agents import AGENTS
-from hybridrl.data.collect import NoiseConfig, collect
 from hybridrl.data.dataset import Dataset
-from hybridrl.policies import PendulumSwingUp
+from tests.helpers import pendulum_dataset
 from tests.o2o import probe_agent
 
 
 @pytest.fixture(scope="session")
 def pendulum_small() -> Dataset:
     """1000 transitions of the noisy swing-up controller, with reference returns."""
-    return collect(
-        "Pendulum-v1",
-        PendulumSwingUp(),
-        num_steps=1000,
-        seed=0,
-        noise=NoiseConfig(gaussian_std=0.3),
-        ref_min_score=-1200.0,
-        ref_max_score=-150.0,
-        progress=False,
-        name="pendulum-small",
-    )
+    return pendulum_dataset(1000, "pendulum-small", ref_min_score=-1200.0, ref_max_score=-150.0)
 
 
 @pytest.fixture(scope="session")

@@ -14,23 +14,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hybridrl.data.collect import NoiseConfig, collect
 from hybridrl.data.dataset import Dataset
-from hybridrl.policies import PendulumSwingUp
 from hybridrl.training.recipes import get_recipe, resolve_reward_normalization
+from tests.helpers import pendulum_dataset
 
 
 @pytest.fixture(scope="module")
 def small() -> Dataset:
-    return collect(
-        "Pendulum-v1",
-        PendulumSwingUp(),
-        num_steps=600,
-        seed=0,
-        noise=NoiseConfig(gaussian_std=0.3),
-        progress=False,
-        name="pendulum-tiny",
-    )
+    return pendulum_dataset(600, "pendulum-tiny")
 
 
 @pytest.mark.parametrize(
