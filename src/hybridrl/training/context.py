@@ -54,7 +54,9 @@ class RunSettings:
         buffer_capacity: maximum rows of the online buffer.
         dip_fraction: the dip is measured over this first fraction of the env steps after
             the switch.
-        mc_sparse_reward: Cal-QL's sparse-reward rule for Monte-Carlo returns.
+        mc_sparse_reward: Cal-QL's sparse-reward rule for Monte-Carlo returns (a failed
+            episode is worth failing forever); on whenever the recipe in effect is for
+            sparse rewards (its ``reward_kind``).
         reference_returns: ``(random, expert)`` returns for normalized scores; default: the
             dataset's metadata, then the D4RL table for the env id; else raw returns.
         asynchronous: subprocess vector envs (worth it for slow simulators only).

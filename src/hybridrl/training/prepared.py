@@ -112,7 +112,11 @@ class PreparedData:
 
 
 def prepare(recipe: Recipe, settings: RunSettings, dataset: Dataset | None) -> PreparedData:
-    """Check ``dataset`` against ``settings.env_id`` and derive what the run needs from it."""
+    """Check ``dataset`` against ``settings.env_id`` and derive what the run needs from it.
+    A recipe for sparse rewards (``reward_kind`` "sparse" in effect) turns on Cal-QL's sparse
+    Monte-Carlo rule (``mc_sparse_reward``), as the official code does on such tasks."""
+    if recipe.reward_kind == "sparse" and not settings.mc_sparse_reward:
+        settings = dataclasses.replace(settings, mc_sparse_reward=True)
     if dataset is not None:  # the env options the data was recorded with, unless given
         steps, kwargs = recorded_env_options(settings.env_id, dataset.metadata.provenance)
         given = settings.max_episode_steps, settings.env_kwargs

@@ -25,6 +25,11 @@ The registered presets, with the paper each follows and our deviations:
   on MuJoCo locomotion (Monte-Carlo returns are hard to estimate there).
 - ``sac`` — online SAC from scratch (a baseline with no data).
 
+``calql``, ``rlpd``, ``wsrl`` and ``wsrl_cql`` take the official sparse-reward (AntMaze)
+settings on a sparse-reward dataset (``reward_kind="auto"``; their ``sparse_variant``, also
+registered as ``calql_sparse``, ``rlpd_sparse``, ``wsrl_sparse``, ``wsrl_cql_sparse``): see
+`hybridrl.training.sparse`.
+
 Budgets: the presets carry the papers' step counts for MuJoCo (1M pretraining updates, ...);
 `Recipe.with_budget` rescales the phases (the CLI's ``--offline-updates``, ``--warmup-steps``,
 ``--online-steps``).
@@ -54,6 +59,14 @@ from hybridrl.training.phases import (
     SwitchAgent,
     Warmup,
     phase_from_dict,
+)
+from hybridrl.training.sparse import (
+    CALQL,
+    REWARD_KINDS,
+    RLPD,
+    WSRL,
+    sparse_variant,
+    with_sparse_variant,
 )
 from hybridrl.types import HybridRLError
 
@@ -94,6 +107,14 @@ class Recipe:
             names halfcheetah, walker2d or hopper, as the official script decides from the
             env name, else "none" (`resolve_reward_normalization`; ``run.json`` records the
             choice in ``reward_transform``).
+        reward_kind: the kind of rewards the recipe is for: "dense" (the default), "sparse"
+            (the recipe is a sparse-reward configuration: Cal-QL's sparse Monte-Carlo rule is
+            on; with a ``sparse_variant``, that variant runs instead), or "auto": the
+            ``sparse_variant`` when the dataset's metadata and rewards say sparse
+            (`hybridrl.training.sparse.dataset_reward_kind`), else this recipe. ``run.json``
+            records the choice and its reason (``reward_kind``).
+        sparse_variant: the recipe to run on sparse-reward data (its own ``reward_kind`` is
+            "sparse"), or None.
         description: one line for ``hybridrl recipes``.
     """
 
@@ -105,6 +126,8 @@ class Recipe:
     reward_scale: float = 1.0
     reward_bias: float = 0.0
     reward_normalization: str = "none"
+    reward_kind: str = "dense"
+    sparse_variant: Recipe | None = None
     description: str = ""
 
     def validate(self) -> None:
@@ -136,6 +159,19 @@ class Recipe:
                 f"recipe '{self.name}': reward_normalization={self.reward_normalization!r} "
                 "is computed from a dataset, and the recipe uses none"
             )
+        if self.reward_kind not in REWARD_KINDS:
+            raise HybridRLError(
+                f"recipe '{self.name}': unknown reward_kind {self.reward_kind!r}; one of "
+                f"{', '.join(REWARD_KINDS)}"
+            )
+        variant = self.sparse_variant
+        if variant is not None:
+            if variant.reward_kind != "sparse" or variant.sparse_variant is not None:
+                raise HybridRLError(
+                    f"recipe '{self.name}': its sparse_variant must have reward_kind 'sparse' "
+                    "and no sparse_variant of its own"
+                )
+            variant.validate()
         dropped = False
         for phase in self.phases:
             phase.validate()
@@ -167,6 +203,21 @@ class Recipe:
     @property
     def env_steps(self) -> int:
         return sum(p.env_steps for p in self.phases)
+
+    def for_reward_kind(self, kind: str) -> Recipe:
+        """The recipe that runs on data of reward kind ``kind`` ("dense" or "sparse"): the
+        ``sparse_variant`` for "sparse" when there is one, else this recipe with ``kind``."""
+        if kind not in ("dense", "sparse"):
+            raise HybridRLError(f"reward kind must be 'dense' or 'sparse', got {kind!r}")
+        if kind == "sparse" and self.sparse_variant is not None:
+            return self.sparse_variant
+        return dataclasses.replace(self, reward_kind=kind, sparse_variant=None)
+
+    def with_reward_kind(self, setting: str) -> Recipe:
+        """The recipe with ``reward_kind`` set ("auto", "dense" or "sparse"; checked)."""
+        recipe = dataclasses.replace(self, reward_kind=setting)
+        recipe.validate()
+        return recipe
 
     def agent_config(self) -> Any:
         """The agent's ``Config`` with this recipe's overrides."""
@@ -213,13 +264,29 @@ class Recipe:
                     update_after=min(p.update_after, steps),
                 )
             phases.append(p)
-        return dataclasses.replace(self, phases=tuple(phases))
+        variant = self.sparse_variant
+        if variant is not None:
+            variant = variant.with_budget(
+                offline_updates=offline_updates,
+                warmup_steps=warmup_steps,
+                online_steps=online_steps,
+                random_steps=random_steps,
+                on_policy_steps=on_policy_steps,
+            )
+        return dataclasses.replace(self, phases=tuple(phases), sparse_variant=variant)
 
     def with_config(self, **overrides: Any) -> Recipe:
-        return dataclasses.replace(self, config={**dict(self.config), **overrides})
+        """The recipe with agent config overrides (its sparse variant's too: an explicit
+        value wins over the preset's on either kind of data)."""
+        variant = self.sparse_variant
+        return dataclasses.replace(
+            self,
+            config={**dict(self.config), **overrides},
+            sparse_variant=None if variant is None else variant.with_config(**overrides),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "agent": self.agent,
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in self.config.items()},
@@ -228,9 +295,13 @@ class Recipe:
             "reward_scale": float(self.reward_scale),
             "reward_bias": float(self.reward_bias),
             "reward_normalization": self.reward_normalization,
+            "reward_kind": self.reward_kind,
             "description": self.description,
             "phases": [p.to_dict() for p in self.phases],
         }
+        if self.sparse_variant is not None:
+            out["sparse_variant"] = self.sparse_variant.to_dict()
+        return out
 
     @staticmethod
     def from_dict(data: Mapping[str, Any], *, source: str = "recipe") -> Recipe:
@@ -244,6 +315,10 @@ class Recipe:
         unknown = sorted(set(data) - names)
         if unknown:
             raise HybridRLError(f"{source}: unknown field(s) {', '.join(unknown)}")
+        if data.get("sparse_variant") is not None:
+            data["sparse_variant"] = Recipe.from_dict(
+                data["sparse_variant"], source=f"{source} (sparse_variant)"
+            )
         recipe = Recipe(name=name, agent=agent, phases=phases, **data)
         recipe.validate()
         return recipe
@@ -432,10 +507,16 @@ RECIPES: dict[str, Callable[[], Recipe]] = {
     "cql_finetune": lambda: _naive(
         "cql", "CQL pretraining, then online with the dataset in the replay buffer"
     ),
-    "calql": calql,
-    "rlpd": rlpd,
-    "wsrl": lambda: _wsrl("calql"),
-    "wsrl_cql": lambda: _wsrl("cql"),
+    "calql": lambda: with_sparse_variant(calql(), CALQL),
+    "calql_sparse": lambda: sparse_variant(calql(), CALQL),
+    "rlpd": lambda: with_sparse_variant(rlpd(), RLPD),
+    "rlpd_sparse": lambda: sparse_variant(rlpd(), RLPD),
+    "wsrl": lambda: with_sparse_variant(_wsrl("calql"), WSRL),
+    "wsrl_sparse": lambda: sparse_variant(_wsrl("calql"), WSRL),
+    # The official WSRL pretrains with Cal-QL on AntMaze; its AntMaze CQL config (the same
+    # train_config.py antmaze_cql, used by its CQL baseline) with WSRL's fine-tuning.
+    "wsrl_cql": lambda: with_sparse_variant(_wsrl("cql"), WSRL),
+    "wsrl_cql_sparse": lambda: sparse_variant(_wsrl("cql"), WSRL),
     "sac": sac_scratch,
     "ppo": ppo,
     "ppo_discrete": ppo_discrete,

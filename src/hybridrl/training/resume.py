@@ -37,6 +37,7 @@ def check_fingerprint(run_json: Path, fingerprint: dict[str, Any], run_dir: Path
     # Recipe fields added since a run was written count at their defaults.
     if isinstance(old.get("recipe"), dict):
         old["recipe"].setdefault("reward_normalization", "none")
+        old["recipe"].setdefault("reward_kind", "dense")
     extended_from = last_phase_extension(old, new)
     if extended_from is not None:
         return extended_from

@@ -62,6 +62,7 @@ from hybridrl.training.prepared import prepare
 from hybridrl.training.recipes import Recipe
 from hybridrl.training.resume import check_fingerprint, restore, save_run_checkpoint
 from hybridrl.training.rundir import RunDirectory, RunInterrupted
+from hybridrl.training.sparse import select_reward_kind
 from hybridrl.training.summary import dip_evaluation_step
 from hybridrl.types import HybridRLError
 
@@ -83,6 +84,9 @@ class Runner:
         echo: Callable[[str], None] | None = None,
     ):
         recipe.validate()
+        # "auto": the preset's sparse-reward variant on a sparse-reward dataset (training/
+        # sparse.py); from here on the recipe is the one in effect.
+        recipe, self.reward_kind = select_reward_kind(recipe, dataset)
         settings.validate(recipe)
         if recipe.needs_dataset and dataset is None:
             raise HybridRLError(
@@ -129,6 +133,8 @@ class Runner:
                 "bias": data.reward_bias,
                 "normalization": data.reward_normalization,
             },
+            # Which rewards the recipe's settings are for, and why (training/sparse.py).
+            "reward_kind": self.reward_kind,
             "switch_step": self.switch_step,
             "phases": self.plan.phase_records(self.recipe),
             "fingerprint": self.fingerprint(),
