@@ -184,6 +184,11 @@ class MLPPolicy:
     num_actions: int | None = None
     # Standardized observations are clipped to [-obs_clip, obs_clip] (PPO's observation_clip).
     obs_clip: float | None = None
+    # Run-time only (never saved): every Dense layer and LayerNorm sum in one fixed order with
+    # plain IEEE multiplies and adds instead of BLAS, whose kernel (chosen for the host CPU at
+    # run time) changes the rounding, so the same policy gives bit-identical actions on any
+    # x86-64 CPU (`portable_matmul`). About 5x slower per action than BLAS at batch 1.
+    portable: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in POLICY_KINDS:
@@ -231,10 +236,12 @@ class MLPPolicy:
             x = np.clip(x, -self.obs_clip, self.obs_clip)
         act_fn = _ACTIVATIONS[self.activation]
         for i, (w, b) in enumerate(zip(self.kernels, self.biases, strict=True)):
-            x = x @ w + b
+            x = (portable_matmul(x, w) if self.portable else x @ w) + b
             if i < len(self.kernels) - 1:
                 if self.layer_norms is not None:
-                    x = _layer_norm(x, *self.layer_norms[i], self.layer_norm_eps)
+                    x = _layer_norm(
+                        x, *self.layer_norms[i], self.layer_norm_eps, portable=self.portable
+                    )
                 x = act_fn(x)
         return x
 
@@ -343,7 +350,8 @@ class MLPPolicy:
             )
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "mlp", "head": self.kind, **self.info}
+        portable = {"inference": "portable"} if self.portable else {}
+        return {"kind": "mlp", "head": self.kind, **self.info, **portable}
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write atomically as ``.npz`` (weights plus a JSON header)."""
@@ -449,11 +457,45 @@ class MLPPolicy:
             raise HybridRLError(f"policy file {p} is not a valid hybridrl policy: {exc}") from exc
 
 
-def _layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
-    """flax's LayerNorm over the last axis: ``(x - mean) / sqrt(var + eps) * scale + bias``."""
+def portable_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x @ w`` for 2-d ``x`` (N, K) and ``w`` (K, J), summed over K in index order with one
+    IEEE multiply and one add per term: the result depends on the inputs only, not on the
+    CPU (BLAS picks a kernel per CPU model at run time, e.g. OpenBLAS's Haswell, Zen or
+    SkylakeX, and each blocks and vectorises the sum differently, so the last bits differ).
+
+    ``np.add.reduce`` over the middle axis of the (N, K, J) products accumulates row by row,
+    elementwise over J, when J is the contiguous axis and J > 1; with J = 1 numpy would sum
+    the contiguous K axis pairwise in SIMD blocks instead, so a zero column is added and
+    dropped. Rows go in chunks to bound the (N, K, J) temporary."""
+    x = np.asarray(x)
+    w = np.asarray(w)
+    if x.ndim == 1:
+        return portable_matmul(x[None], w)[0]
+    width = w.shape[1]
+    if width == 1:
+        w = np.concatenate([w, np.zeros_like(w)], axis=1)
+    chunk = max(1, (1 << 22) // max(1, w.shape[0] * w.shape[1]))
+    out = [
+        np.add.reduce(x[i : i + chunk, :, None] * w[None], axis=1)
+        for i in range(0, max(len(x), 1), chunk)
+    ]
+    return np.concatenate(out, axis=0)[:, :width] if out else np.zeros((0, width), x.dtype)
+
+
+def _layer_norm(
+    x: np.ndarray, scale: np.ndarray, bias: np.ndarray, eps: float, *, portable: bool = False
+) -> np.ndarray:
+    """flax's LayerNorm over the last axis: ``(x - mean) / sqrt(var + eps) * scale + bias``.
+    ``portable``: the sums over the features go through `portable_matmul` (numpy's own
+    reductions vectorise their partial sums by CPU)."""
     x64 = x.astype(np.float64)
-    mean = x64.mean(axis=-1, keepdims=True)
-    var = x64.var(axis=-1, keepdims=True)
+    if portable:
+        ones = np.full((x64.shape[-1], 1), 1.0 / x64.shape[-1])
+        mean = portable_matmul(x64, ones)
+        var = portable_matmul(np.square(x64 - mean), ones)
+    else:
+        mean = x64.mean(axis=-1, keepdims=True)
+        var = x64.var(axis=-1, keepdims=True)
     return ((x64 - mean) / np.sqrt(var + eps) * scale + bias).astype(np.float32)
 
 

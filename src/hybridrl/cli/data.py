@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from enum import StrEnum
@@ -17,6 +18,7 @@ from hybridrl.cli._common import (
     load_dataset_arg,
     refuse_overwrite,
 )
+from hybridrl.types import HybridRLError
 
 
 class CorruptionKind(StrEnum):
@@ -62,18 +64,28 @@ def collect(
     ] = None,
     name: Annotated[str | None, typer.Option(help="Dataset name stored in metadata.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+    portable: Annotated[
+        bool,
+        typer.Option(
+            help="Evaluate a saved MLP policy without BLAS: the same data on any x86-64 CPU."
+        ),
+    ] = False,
 ) -> None:
     """Roll out a behaviour policy in a Gymnasium env into a dataset."""
     from hybridrl.data import save_dataset
     from hybridrl.data.collect import NoiseConfig
     from hybridrl.data.collect import collect as run_collect
     from hybridrl.envs.make import env_spaces
-    from hybridrl.policies import load_policy
+    from hybridrl.policies import MLPPolicy, load_policy
 
     refuse_overwrite(out, overwrite)
     obs_space, act_space = env_spaces(env_id)
     obs_dim = math.prod(obs_space.shape)
     behaviour = load_policy(policy, act_space, observation_dim=obs_dim, env=env_id)
+    if portable:
+        if not isinstance(behaviour, MLPPolicy):
+            raise HybridRLError(f"--portable applies to saved MLP policies; '{policy}' is not one")
+        behaviour = dataclasses.replace(behaviour, portable=True)
     ds = run_collect(
         env_id,
         behaviour,

@@ -130,8 +130,16 @@ def datasets_build(
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace a built dataset.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    portable: Annotated[
+        bool,
+        typer.Option(
+            help="Policy inference without BLAS: bit-identical on any x86-64 CPU "
+            "(the published v0 sets were built without it)."
+        ),
+    ] = False,
 ) -> None:
-    """Build a suite dataset into the local Minari store (deterministic for the seed)."""
+    """Build a suite dataset into the local Minari store (deterministic for the seed and, with
+    --portable, for any x86-64 CPU)."""
     import time
 
     from hybridrl.data import save_dataset
@@ -145,7 +153,7 @@ def datasets_build(
 
     entry = parse_name(name)
     start = time.perf_counter()
-    ds = build(entry, steps=steps, seed=seed, progress=progress, built=in_store)
+    ds = build(entry, steps=steps, seed=seed, progress=progress, built=in_store, portable=portable)
     save_dataset(ds, f"minari:{entry.minari_id}", overwrite=overwrite)
     s = ds.summary()
     typer.echo(

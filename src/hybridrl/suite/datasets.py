@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -140,12 +140,16 @@ def build(
     env_id: str | None = None,
     progress: bool = True,
     built: Callable[[SuiteEntry], Dataset | None] | None = None,
+    portable: bool = False,
 ) -> Dataset:
     """Roll out the entry's behaviour policy; returns the dataset (not saved). ``steps``
     defaults to 1M (MuJoCo) or D4RL's maze2d sizes; medium-replay's size is set by the
     training (the env steps until the medium snapshot) and ignores it. ``built(entry)`` may
     return an already built dataset (e.g. from the Minari store), which medium-expert reuses
-    when its seed and size match."""
+    when its seed and size match. ``portable``: the behaviour policies act through
+    `hybridrl.policies.portable_matmul` instead of BLAS, so the build is bit-identical on any
+    x86-64 CPU (the policy's provenance records ``"inference": "portable"``); the published
+    v0 sets were built without it (docs/suite.md)."""
     steps = steps or entry.default_steps
     env_id = env_id or entry.env_id
     if entry.env == "pointmaze":
@@ -164,12 +168,18 @@ def build(
         return collect(env_id, RandomPolicy(act_space), num_steps=steps, name=entry.name, **common)
     if entry.kind == "expert":
         return collect(
-            env_id, _policy(policy_dir / "expert.npz"), num_steps=steps, name=entry.name, **common
+            env_id,
+            _policy(policy_dir / "expert.npz", portable),
+            num_steps=steps,
+            name=entry.name,
+            **common,
         )
     snapshots = list_snapshots(policy_dir)
     medium = select_medium(snapshots, expert_return=hi, random_return=lo)
     if entry.kind == "medium":
-        return collect(env_id, _policy(medium.path), num_steps=steps, name=entry.name, **common)
+        return collect(
+            env_id, _policy(medium.path, portable), num_steps=steps, name=entry.name, **common
+        )
     if entry.kind == "medium-expert":
         # As D4RL: the medium and the expert datasets (same seed, same size) concatenated;
         # ``built`` supplies ones already in the store so that they are not rolled out again.
@@ -177,9 +187,15 @@ def build(
         for kind in ("medium", "expert"):
             part = SuiteEntry(entry.env, kind)
             ready = built(part) if built is not None else None
-            if ready is None or not _same_build(ready, steps=steps, seed=seed):
+            if ready is None or not _same_build(ready, steps=steps, seed=seed, portable=portable):
                 ready = build(
-                    part, steps=steps, seed=seed, root=root, env_id=env_id, progress=progress
+                    part,
+                    steps=steps,
+                    seed=seed,
+                    root=root,
+                    env_id=env_id,
+                    progress=progress,
+                    portable=portable,
                 )
             parts.append(ready)
         return concatenate_datasets(parts, name=entry.name)
@@ -203,7 +219,7 @@ def build(
         parts.append(
             collect(
                 env_id,
-                _policy(snap.path),
+                _policy(snap.path, portable),
                 num_steps=nxt - snap.env_step,
                 name=f"replay-{snap.env_step}",
                 **{**common, "seed": seed + 10_000 + i + 1},
@@ -212,15 +228,22 @@ def build(
     return concatenate_datasets(parts, name=entry.name)
 
 
-def _same_build(ds: Dataset, *, steps: int, seed: int) -> bool:
+def _same_build(ds: Dataset, *, steps: int, seed: int, portable: bool) -> bool:
     p = ds.metadata.provenance
-    return p.get("seed") == seed and p.get("num_steps") == steps and len(ds) == steps
+    inference = "portable" if portable else None
+    same_inference = p.get("policy", {}).get("inference") == inference
+    return (
+        p.get("seed") == seed
+        and p.get("num_steps") == steps
+        and len(ds) == steps
+        and (same_inference)
+    )
 
 
-def _policy(path: Path) -> MLPPolicy:
+def _policy(path: Path, portable: bool = False) -> MLPPolicy:
     if not path.exists():
         raise HybridRLError(
             f"behaviour policy {path} is missing; train it with "
             "`hybridrl datasets train-behaviour` (see docs/suite.md)"
         )
-    return MLPPolicy.load(path)
+    return replace(MLPPolicy.load(path), portable=portable)
