@@ -276,7 +276,13 @@ def test_optional_loggers_are_never_required(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "name",
-    [*sorted(__import__("hybridrl.training.recipes").training.recipes.RECIPES), "offline:td3_bc"],
+    [
+        # the sparse presets differ from their dense recipes in constants only, and
+        # tests/unit/test_sparse_presets.py runs one end to end: slow tier here
+        pytest.param(n, marks=pytest.mark.slow) if n.endswith("_sparse") else n
+        for n in sorted(__import__("hybridrl.training.recipes").training.recipes.RECIPES)
+    ]
+    + ["offline:td3_bc"],
 )
 def test_every_registered_recipe_runs_at_a_tiny_budget(name, pendulum_small, tmp_path):
     recipe = (
