@@ -122,3 +122,30 @@ def test_anneal_lr_decays_over_the_phase(tmp_path):
     lr = 2.5e-4  # ppo_discrete's; 4 updates: lr * (1 - i / 4)
     np.testing.assert_allclose(rates, [lr, 0.75 * lr, 0.5 * lr, 0.25 * lr], rtol=1e-6)
     assert result.state.config.anneal_iterations == 4
+
+
+def test_props_then_ppo_switches_off_the_behaviour_adaptation(tmp_path):
+    """PROPS for a first phase, then plain PPO: the switch carries the PPO fields, removes
+    PROPS's behaviour settings (its SWITCH_REMOVES) and stops the behaviour updates."""
+    from hybridrl.training.phases import SwitchAgent
+
+    recipe = get_recipe("props").with_config(
+        hidden_dims=(8,), num_minibatches=2, props_num_steps=8, props_num_minibatches=2
+    )
+    first = dataclasses.replace(recipe.phases[0], name="props", steps=32, rollout_steps=8)
+    second = dataclasses.replace(first, name="ppo", hooks=(SwitchAgent("ppo"),))
+    recipe = dataclasses.replace(recipe, phases=(first, second))
+    result = run(
+        recipe,
+        "CartPole-v1",
+        run_dir=tmp_path,
+        num_envs=2,
+        eval_interval=10**6,
+        checkpoint_interval=10**6,
+        **QUIET,
+    )
+    assert result.learner.agent_name == "ppo"
+    train = [r for r in result.records if r["kind"] == "train"]
+    assert {r["phase"] for r in train} == {"props", "ppo"}
+    behaviour = [r for r in train if any(k.startswith("behaviour_") for k in r)]
+    assert behaviour and all(r["phase"] == "props" for r in behaviour)

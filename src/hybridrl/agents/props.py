@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -104,6 +104,20 @@ class Config(ppo.Config):
     props_num_minibatches: int = struct.field(pytree_node=False, default=16)
     props_max_grad_norm: float = 0.5
     props_adv: bool = struct.field(pytree_node=False, default=False)
+
+    # The fields that make PROPS PPO plus an adaptive behaviour policy: a switch to PPO
+    # (`hybridrl.training.phases.SwitchAgent`) stops adapting it, and these go with it.
+    SWITCH_REMOVES: ClassVar[tuple[str, ...]] = (
+        "props_num_steps",
+        "props_learning_rate",
+        "props_clip_coef",
+        "props_lambda",
+        "props_target_kl",
+        "props_update_epochs",
+        "props_num_minibatches",
+        "props_max_grad_norm",
+        "props_adv",
+    )
 
 
 @struct.dataclass(kw_only=True)
