@@ -36,6 +36,25 @@ Reward scaling is a data transform, not part of the agent: for D4RL MuJoCo the o
 multiplies rewards by ``1000 / (max episode return - min episode return)``, e.g.
 ``r = ds.episode_returns(); ds = ds.transform_rewards(scale=1000 / (r.max() - r.min()))``;
 for AntMaze it subtracts 1 (``ds.transform_rewards(shift=-1.0)``).
+
+Robust options (RIQL, Yang et al., "Towards Robust Offline Reinforcement Learning under Diverse
+Data Corruption", ICLR 2024; official code YangRui2015/RIQL @ cc07d81, ``RIQL.py``), all off by
+default so that the defaults are the IQL above, bit for bit:
+
+- ``num_qs``: K critics in the ensemble (RIQL: 5, 3 in some settings);
+- ``value_quantile``: the V target (and the advantages) use the α-quantile of the K target
+  critics, `losses.ensemble_quantile`, instead of their min (RIQL: α = 0.25);
+- ``huber_delta``: the critic loss is `losses.huber_loss` with δ (RIQL: δ = 1/σ²) instead of
+  the squared error;
+- ``critic_reduction``: "sum" over critics of the batch mean (IQL) or "mean" over critics and
+  batch (RIQL's ``.mean()`` of the (K, B) loss);
+- ``target_clip``: the TD target is clipped to ``(lo, hi)`` (RIQL: (-100, 1000));
+- ``update_order="riql"``: V(s') and the advantages are computed with the V of *before* the
+  step; then the V step, the critic step, the actor step (``ImplicitQLearning.train``, L568-577).
+  Every step then reads the networks as they were at the start of the update.
+
+`docs/agents/riql.md` has the equations, constants and deviations; the ``riql`` recipe
+(`hybridrl.training.riql`) sets them.
 """
 
 from __future__ import annotations
@@ -59,6 +78,8 @@ from hybridrl.networks import DeterministicActor, EnsembleCritic, GaussianActor,
 Metrics = dict[str, jax.Array]
 
 ACTORS = ("gaussian", "deterministic")
+CRITIC_REDUCTIONS = ("sum", "mean")
+UPDATE_ORDERS = ("iql", "riql")
 
 
 @struct.dataclass
@@ -82,6 +103,17 @@ class Config:
         temperature: inverse temperature β of the AWR weights (3.0 MuJoCo, 10.0 AntMaze,
             0.5 Kitchen/Adroit).
         max_weight: clip of the AWR weights (100 in the official code).
+        num_qs: ensemble size K of the critics (2 in IQL, 5 in RIQL).
+        value_quantile: None: the V target and the advantages use the min of the target
+            critics (IQL); α in [0, 1]: their α-quantile (RIQL's quantile target, 0.25).
+        huber_delta: None: squared-error critic loss (IQL); δ > 0: RIQL's Huber loss with
+            threshold δ (RIQL: δ = 1/σ²).
+        critic_reduction: "sum" over critics of the batch mean (IQL) or "mean" over critics
+            and batch (RIQL).
+        target_clip: None, or ``(lo, hi)``: the TD target is clipped to it (RIQL:
+            (-100, 1000)).
+        update_order: "iql" (V step; actor and critic steps read the updated V) or "riql"
+            (V(s') and the advantages from the V before the step; V, critic, actor steps).
     """
 
     hidden_dims: Sequence[int] = struct.field(pytree_node=False, default=(256, 256))
@@ -96,6 +128,12 @@ class Config:
     expectile: float = 0.7
     temperature: float = 3.0
     max_weight: float = 100.0
+    num_qs: int = struct.field(pytree_node=False, default=2)
+    value_quantile: float | None = None
+    huber_delta: float | None = None
+    critic_reduction: str = struct.field(pytree_node=False, default="sum")
+    target_clip: tuple[float, float] | None = None
+    update_order: str = struct.field(pytree_node=False, default="iql")
 
 
 @struct.dataclass
@@ -119,6 +157,18 @@ def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) 
     """Fresh networks and optimizers for ``observation_dim`` inputs and ``action_dim`` actions."""
     if config.actor not in ACTORS:
         raise ValueError(f"actor must be one of {ACTORS}, got {config.actor!r}")
+    if config.critic_reduction not in CRITIC_REDUCTIONS:
+        raise ValueError(
+            f"critic_reduction must be one of {CRITIC_REDUCTIONS}, got {config.critic_reduction!r}"
+        )
+    if config.update_order not in UPDATE_ORDERS:
+        raise ValueError(
+            f"update_order must be one of {UPDATE_ORDERS}, got {config.update_order!r}"
+        )
+    if config.num_qs < 1:
+        raise ValueError(f"num_qs must be at least 1, got {config.num_qs}")
+    if config.target_clip is not None and len(config.target_clip) != 2:
+        raise ValueError(f"target_clip must be (lo, hi) or None, got {config.target_clip!r}")
     k_actor, k_critic, k_value = jax.random.split(key, 3)
     obs = jnp.zeros((1, observation_dim), jnp.float32)
     act = jnp.zeros((1, action_dim), jnp.float32)
@@ -128,7 +178,7 @@ def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) 
         actor_net = GaussianActor(hidden, action_dim, dropout_rate=config.dropout_rate)
     else:
         actor_net = DeterministicActor(hidden, action_dim, dropout_rate=config.dropout_rate)
-    critic_net = EnsembleCritic(hidden_dims=hidden, num_qs=2)
+    critic_net = EnsembleCritic(hidden_dims=hidden, num_qs=config.num_qs)
     value_net = StateValue(hidden_dims=hidden)
     return State(
         actor=TrainState.create(
@@ -156,15 +206,27 @@ def critic_regression_step(
     batch: Transitions,
     target: jax.Array,
     tau: jax.Array | float | None,
+    huber_delta: jax.Array | float | None = None,
+    reduction: str = "sum",
 ) -> tuple[TargetTrainState, Metrics]:
     """One step of every critic towards a fixed target y, ``sum_i E[(Q_i(s, a) - y)²]``, then
     the Polyak update of the target critics with rate ``tau`` (None: no target update).
-    Shared by IQL (y from V) and AWAC (y from π)."""
+    Shared by IQL (y from V) and AWAC (y from π). ``huber_delta``: `losses.huber_loss` with
+    that δ instead of the squared error; ``reduction="mean"``: the mean over critics instead
+    of the sum (RIQL)."""
     target = jax.lax.stop_gradient(target)
 
     def loss_fn(params: Any) -> tuple[jax.Array, Metrics]:
         qs = critic.apply_fn({"params": params}, batch.observations, batch.actions)
-        loss = ((qs - target[None]) ** 2).mean(axis=1).sum()
+        if huber_delta is None and reduction == "sum":
+            loss = ((qs - target[None]) ** 2).mean(axis=1).sum()
+        else:
+            if huber_delta is None:
+                loss = jnp.mean(jnp.square(qs - target[None]))
+            else:
+                loss = losses.huber_loss(target[None] - qs, huber_delta)
+            if reduction == "sum":
+                loss = loss * qs.shape[0]
         return loss, {"critic_loss": loss, "q_mean": qs.mean(), "target_mean": target.mean()}
 
     grads, metrics = jax.grad(loss_fn, has_aux=True)(critic.params)
@@ -196,11 +258,24 @@ def policy_actions(
 
 
 # ----------------------------------------------------------------------------- IQL updates
-def _target_q(state: State, batch: Transitions) -> jax.Array:
+def _target_qs(state: State, batch: Transitions) -> jax.Array:
+    """The K target critics at the dataset's (s, a), (K, B), no gradient."""
     qs = state.critic.apply_fn(
         {"params": state.critic.target_params}, batch.observations, batch.actions
     )
-    return jax.lax.stop_gradient(jnp.min(qs, axis=0))
+    return jax.lax.stop_gradient(qs)
+
+
+def reduce_target(config: Config, qs: jax.Array) -> jax.Array:
+    """Q̄(s, a) from the target critics (K, B): their min (IQL), or their ``value_quantile``
+    (RIQL, `losses.ensemble_quantile`)."""
+    if config.value_quantile is None:
+        return jnp.min(qs, axis=0)
+    return losses.ensemble_quantile(qs, config.value_quantile)
+
+
+def _target_q(state: State, batch: Transitions) -> jax.Array:
+    return reduce_target(state.config, _target_qs(state, batch))
 
 
 def _value(state: State, params: Any, observations: jax.Array) -> jax.Array:
@@ -220,10 +295,19 @@ def update_value(state: State, batch: Transitions) -> tuple[State, Metrics]:
     return dataclasses.replace(state, value=value), {"value_loss": loss, "v_mean": v.mean()}
 
 
-def update_actor(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Metrics]:
-    """One advantage-weighted regression step of the actor (Eq. 7)."""
+def advantages(state: State, batch: Transitions) -> jax.Array:
+    """``Q̄(s, a) - V(s)`` with the target critics and the current V (no gradient)."""
+    v = _value(state, state.value.params, batch.observations)
+    return jax.lax.stop_gradient(_target_q(state, batch) - v)
+
+
+def update_actor(
+    state: State, batch: Transitions, key: jax.Array, adv: jax.Array | None = None
+) -> tuple[State, Metrics]:
+    """One advantage-weighted regression step of the actor (Eq. 7); ``adv``: the advantages
+    to weight with (default: `advantages` of ``state``)."""
     cfg = state.config
-    adv = _target_q(state, batch) - _value(state, state.value.params, batch.observations)
+    adv = advantages(state, batch) if adv is None else adv
     weights = losses.awr_weights(adv, cfg.temperature, cfg.max_weight)
     training = cfg.dropout_rate is not None
     rngs = {"dropout": key} if training else None
@@ -240,20 +324,39 @@ def update_actor(state: State, batch: Transitions, key: jax.Array) -> tuple[Stat
     return dataclasses.replace(state, actor=actor), metrics
 
 
-def update_critic(state: State, batch: Transitions) -> tuple[State, Metrics]:
-    """One step of both critics towards ``r + γ (1 - d) V(s')`` (Eq. 6), then Polyak."""
-    next_v = _value(state, state.value.params, batch.next_observations)
-    target = losses.td_target(batch.rewards, batch.terminals, next_v, state.config.discount)
-    critic, metrics = critic_regression_step(state.critic, batch, target, state.config.tau)
+def update_critic(
+    state: State, batch: Transitions, next_v: jax.Array | None = None
+) -> tuple[State, Metrics]:
+    """One step of the critics towards ``r + γ (1 - d) V(s')`` (Eq. 6; clipped to
+    ``target_clip`` when set), then Polyak; ``next_v``: V(s') to use (default: the current
+    V's)."""
+    cfg = state.config
+    if next_v is None:
+        next_v = _value(state, state.value.params, batch.next_observations)
+    target = losses.td_target(batch.rewards, batch.terminals, next_v, cfg.discount)
+    if cfg.target_clip is not None:
+        target = jnp.clip(target, cfg.target_clip[0], cfg.target_clip[1])
+    critic, metrics = critic_regression_step(
+        state.critic, batch, target, cfg.tau, cfg.huber_delta, cfg.critic_reduction
+    )
     return dataclasses.replace(state, critic=critic), metrics
 
 
 def update(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Metrics]:
-    """One IQL update on one minibatch: value, then actor (updated V, target critics), then
-    critics (updated V) and their Polyak targets, the order of the official code. Pure."""
-    state, value_metrics = update_value(state, batch)
-    state, actor_metrics = update_actor(state, batch, key)
-    state, critic_metrics = update_critic(state, batch)
+    """One IQL update on one minibatch. ``update_order="iql"``: value, then actor (updated
+    V, target critics), then critics (updated V) and their Polyak targets, the order of the
+    official IQL code. ``"riql"``: V(s') and the advantages first, from the V before the
+    step; then value, critics (and Polyak), actor, as the official RIQL code. Pure."""
+    if state.config.update_order == "riql":
+        next_v = _value(state, state.value.params, batch.next_observations)
+        adv = advantages(state, batch)
+        state, value_metrics = update_value(state, batch)
+        state, critic_metrics = update_critic(state, batch, next_v)
+        state, actor_metrics = update_actor(state, batch, key, adv)
+    else:
+        state, value_metrics = update_value(state, batch)
+        state, actor_metrics = update_actor(state, batch, key)
+        state, critic_metrics = update_critic(state, batch)
     return state, {**value_metrics, **actor_metrics, **critic_metrics}
 
 

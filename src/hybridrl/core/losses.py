@@ -90,6 +90,46 @@ def awr_actor_loss(log_probs: Array, weights: Array) -> jax.Array:
     return -jnp.mean(_sg(weights) * log_probs)
 
 
+# ----------------------------------------------------------------------------- RIQL
+def huber_loss(diff: Array, delta: float | Array) -> jax.Array:
+    """Huber loss in RIQL's scaling, ``mean(l_delta(u))`` with
+
+        l_delta(u) = u^2 / (2 delta)   if |u| < delta,
+                     |u| - delta / 2   otherwise,
+
+    i.e. the classical Huber loss divided by delta (PyTorch's ``SmoothL1Loss(beta=delta)``).
+    RIQL's critic loss (Yang et al., 2024, Eq. 7; YangRui2015/RIQL @ cc07d81, ``RIQL.py``
+    L261-266, where ``delta = 1 / sigma^2``) on ``u = y - Q(s, a)``: quadratic near 0 with
+    gradient ``u / delta`` (the MSE gradient ``u`` divided by delta), linear beyond delta with
+    gradient ``sign(u)`` (bounded by 1), so heavy-tailed targets from corrupted transitions
+    pull the critics with bounded force. ``diff`` carries the gradient the caller wants (the
+    target inside it should already be a constant); ``delta`` may be traced.
+    """
+    absolute = jnp.abs(diff)
+    elementwise = jnp.where(
+        absolute < delta, 0.5 * jnp.square(diff) / delta, absolute - 0.5 * delta
+    )
+    return jnp.mean(elementwise)
+
+
+def ensemble_quantile(q_values: Array, quantile: float | Array) -> jax.Array:
+    """The ``quantile``-quantile over the leading ensemble axis, linearly interpolated.
+
+    RIQL's value target (Yang et al., 2024, Eq. 6; YangRui2015/RIQL @ cc07d81, ``RIQL.py``
+    L487: ``torch.quantile(target_q_all, quantile, dim=0)``, whose default interpolation is
+    "linear", as ``jnp.quantile``'s): with sorted members q_(0) <= ... <= q_(N-1) and
+    ``h = quantile * (N - 1)``, the value ``q_(floor h) + (h - floor h) (q_(ceil h) -
+    q_(floor h))``. ``quantile = 0`` is the ensemble min, 0.5 the median, 1 the max. Elementwise
+    over the remaining axes; no stop-gradient (as `networks.ensemble.ensemble_min`: a caller
+    that uses it as a target wraps it). ``quantile`` may be traced.
+
+    Args:
+        q_values: (N, ...) values of the N members.
+        quantile: alpha in [0, 1].
+    """
+    return jnp.quantile(q_values, quantile, axis=0)
+
+
 # ----------------------------------------------------------------------------- CQL / Cal-QL
 def cql_random_log_density(action_dim: int) -> float:
     """log-density of U([-1, 1]^A): ``A * log(1/2)`` (CQL Appendix F, official code)."""
