@@ -36,7 +36,7 @@ class PreparedData:
         obs_dim, act_dim: flat observation size; action size (the number of actions for a
             discrete space).
         obs_stats: ``(mean, std)`` of the dataset's observations when the recipe normalises
-            observations with them, else None.
+            observations with them (computed as ``recipe.observation_stats`` says), else None.
         reward_factor: the data-dependent factor of ``recipe.reward_normalization``.
         reward_normalization: the normalization in effect ("auto" resolved from the
             dataset's metadata; recorded in ``run.json``).
@@ -135,7 +135,7 @@ def prepare(recipe: Recipe, settings: RunSettings, dataset: Dataset | None) -> P
     if dataset is not None:
         dataset = _checked(dataset, obs_space, act_space, settings.env_id)
     obs_stats = (
-        dataset.observation_stats()
+        observation_stats(dataset, recipe.observation_stats)
         if recipe.normalize_observations and dataset is not None
         else None
     )
@@ -161,6 +161,29 @@ def prepare(recipe: Recipe, settings: RunSettings, dataset: Dataset | None) -> P
         reference=_reference_returns(settings, dataset),
         content_hash=None if dataset is None else dataset.content_hash(),
     )
+
+
+def observation_stats(dataset: Dataset, kind: str = "observations") -> ObsStats:
+    """Per-dimension ``(mean, std)`` for standardising observations. "observations": over the
+    observations, std floored at 1e-3 (`Dataset.observation_stats`). "observations_and_next":
+    RIQL's, over the observations and next observations stacked, std + 1e-3
+    (YangRui2015/RIQL @ cc07d81, ``RIQL.py`` L94-97 and L625-626)."""
+    if kind == "observations":
+        return dataset.observation_stats()
+    if kind != "observations_and_next":
+        raise HybridRLError(f"unknown observation_stats {kind!r}")
+    t = dataset.transitions
+    n = len(dataset)
+    rows = np.concatenate(
+        [
+            np.asarray(t.observations, np.float64).reshape(n, -1),
+            np.asarray(t.next_observations, np.float64).reshape(n, -1),
+        ]
+    )
+    shape = np.asarray(t.observations).shape[1:]
+    mean = rows.mean(axis=0).reshape(shape).astype(np.float32)
+    std = (rows.std(axis=0) + 1e-3).reshape(shape).astype(np.float32)
+    return mean, std
 
 
 def _checked(ds: Dataset, obs_space: SpaceSpec, act_space: SpaceSpec, env_id: str) -> Dataset:

@@ -24,6 +24,8 @@ The registered presets, with the paper each follows and our deviations:
   10 samples instead). ``wsrl_cql`` pretrains with CQL instead, as the official scripts do
   on MuJoCo locomotion (Monte-Carlo returns are hard to estimate there).
 - ``sac`` — online SAC from scratch (a baseline with no data).
+- ``riql`` — RIQL (Yang et al., 2024), robust IQL under data corruption, offline only:
+  `hybridrl.training.riql`.
 
 ``calql``, ``rlpd``, ``wsrl`` and ``wsrl_cql`` take the official sparse-reward (AntMaze)
 settings on a sparse-reward dataset (``reward_kind="auto"``; their ``sparse_variant``, also
@@ -71,6 +73,7 @@ from hybridrl.training.sparse import (
 from hybridrl.types import HybridRLError
 
 REWARD_NORMALIZATIONS = ("none", "return_range", "auto")
+OBSERVATION_STATS = ("observations", "observations_and_next")
 # Datasets whose official IQL reward scaling is "return_range" (ikostrikov/implicit_q_learning
 # @ 09d7002 train_offline.py L72-74: halfcheetah, walker2d and hopper, i.e. MuJoCo locomotion).
 LOCOMOTION_TASKS = ("halfcheetah", "walker2d", "hopper")
@@ -96,6 +99,9 @@ class Recipe:
         phases: the phases, run in order.
         normalize_observations: standardise observations with the dataset's mean/std (frozen
             at the start; online observations use the same statistics).
+        observation_stats: how those statistics are computed: "observations" (the default:
+            over the observations, std floored at 1e-3) or "observations_and_next" (RIQL:
+            over observations and next observations together, std + 1e-3).
         reward_scale, reward_bias: ``r' = scale * r + bias`` for every transition the agent
             learns from (offline and online); scores are always reported on the env's reward.
         reward_normalization: a data-dependent factor applied before ``reward_scale``:
@@ -123,6 +129,7 @@ class Recipe:
     phases: tuple[Phase, ...]
     config: Mapping[str, Any] = field(default_factory=dict)
     normalize_observations: bool = False
+    observation_stats: str = "observations"
     reward_scale: float = 1.0
     reward_bias: float = 0.0
     reward_normalization: str = "none"
@@ -158,6 +165,11 @@ class Recipe:
             raise HybridRLError(
                 f"recipe '{self.name}': reward_normalization={self.reward_normalization!r} "
                 "is computed from a dataset, and the recipe uses none"
+            )
+        if self.observation_stats not in OBSERVATION_STATS:
+            raise HybridRLError(
+                f"recipe '{self.name}': unknown observation_stats {self.observation_stats!r}; "
+                f"one of {', '.join(OBSERVATION_STATS)}"
             )
         if self.reward_kind not in REWARD_KINDS:
             raise HybridRLError(
@@ -240,7 +252,14 @@ class Recipe:
         (the random and no-update prefixes of online phases are capped at the new length).
 
         ``random_steps`` replaces those prefixes where a phase has one (RLPD's 5,000 random
-        steps before any update): a short budget would otherwise be all prefix."""
+        steps before any update): a short budget would otherwise be all prefix. A config's
+        ``actor_lr_decay_steps`` equal to the recipe's offline updates (a schedule over the
+        offline training, as ``riql`` sets) follows ``offline_updates``."""
+        config = dict(self.config)
+        offline = [p for p in self.phases if isinstance(p, Offline)]
+        total = sum(p.updates for p in offline)
+        if offline_updates is not None and total and config.get("actor_lr_decay_steps") == total:
+            config["actor_lr_decay_steps"] = offline_updates * len(offline)
         phases = []
         for p in self.phases:
             if isinstance(p, Offline) and offline_updates is not None:
@@ -273,7 +292,9 @@ class Recipe:
                 random_steps=random_steps,
                 on_policy_steps=on_policy_steps,
             )
-        return dataclasses.replace(self, phases=tuple(phases), sparse_variant=variant)
+        return dataclasses.replace(
+            self, phases=tuple(phases), config=config, sparse_variant=variant
+        )
 
     def with_config(self, **overrides: Any) -> Recipe:
         """The recipe with agent config overrides (its sparse variant's too: an explicit
@@ -291,6 +312,7 @@ class Recipe:
             "agent": self.agent,
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in self.config.items()},
             "normalize_observations": self.normalize_observations,
+            "observation_stats": self.observation_stats,
             # float(): a NumPy scalar (a scale computed from data) is not JSON.
             "reward_scale": float(self.reward_scale),
             "reward_bias": float(self.reward_bias),
@@ -522,7 +544,14 @@ RECIPES: dict[str, Callable[[], Recipe]] = {
     "ppo_discrete": ppo_discrete,
     "ppo_buffer": ppo_buffer,
     "props": props,
+    "riql": lambda: _riql(),
 }
+
+
+def _riql() -> Recipe:
+    from hybridrl.training.riql import riql  # that module imports Recipe from this one
+
+    return riql()
 
 
 def offline_recipe(

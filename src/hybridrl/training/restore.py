@@ -32,6 +32,7 @@ from hybridrl.training.checkpoint import load_checkpoint_entry
 from hybridrl.training.context import CHECKPOINT
 from hybridrl.training.executors.on_policy import with_phase_schedule
 from hybridrl.training.phases import Learner, OnPolicy
+from hybridrl.training.prepared import observation_stats
 from hybridrl.training.recipes import Recipe
 from hybridrl.types import HybridRLError, SpaceSpec
 
@@ -169,7 +170,7 @@ def _obs_stats(
         raise HybridRLError(
             f"dataset {name} is not the one {run_json} was trained on (content hash differs)"
         )
-    mean, std = dataset.observation_stats()
+    mean, std = observation_stats(dataset, recipe.observation_stats)
     return np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
 

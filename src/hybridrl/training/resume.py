@@ -38,6 +38,7 @@ def check_fingerprint(run_json: Path, fingerprint: dict[str, Any], run_dir: Path
     if isinstance(old.get("recipe"), dict):
         old["recipe"].setdefault("reward_normalization", "none")
         old["recipe"].setdefault("reward_kind", "dense")
+        old["recipe"].setdefault("observation_stats", "observations")
     extended_from = last_phase_extension(old, new)
     if extended_from is not None:
         return extended_from
