@@ -328,6 +328,36 @@ def test_the_reference_tells_the_riql_order_apart() -> None:
     np.testing.assert_allclose(riql_metrics["value_loss"], iql_metrics["value_loss"])
 
 
+def test_corruption_metrics_split_marked_and_clean_rows() -> None:
+    """With a ``corrupted`` extra in the batch, the update logs RIQL's statistics on the
+    marked rows and on the others, from the networks before the update."""
+    cfg = _riql_config(5, 1.0, 0.25)
+    state = _state(cfg)
+    batch = _batch()
+    marks = np.arange(B) % 3 == 0
+    marked = batch.replace(extras={"corrupted": jnp.asarray(marks, jnp.float32)})
+    _, metrics = jax.jit(iql.update)(state, marked, jax.random.PRNGKey(0))
+    _, plain = jax.jit(iql.update)(state, batch, jax.random.PRNGKey(0))
+    assert not any("corrupted" in k for k in plain)
+    for name in plain:  # the update itself does not change
+        np.testing.assert_allclose(metrics[name], plain[name], rtol=1e-6, err_msg=name)
+    nets = _nets(state)
+    s, a, r, s2, done = _reference_batch(batch)
+    target_all = np.stack([_q(c, s, a)[0] for c in nets.target_critic])
+    std = target_all.std(axis=0, ddof=1)
+    gap = target_all.mean(axis=0) - np.quantile(target_all, 0.25, axis=0)
+    y = np.clip(r + 0.99 * (1 - done) * _v(nets.value, s2)[0], *CLIP)
+    td = np.abs(y - np.mean([_q(c, s, a)[0] for c in nets.critic], axis=0))
+    for name, x in (("target_q_std", std), ("target_q_gap", gap), ("td_error", td)):
+        for prefix, rows in (("corrupted", marks), ("clean", ~marks)):
+            np.testing.assert_allclose(
+                float(metrics[f"{prefix}_{name}"]), x[rows].mean(), rtol=1e-5, atol=1e-6
+            )
+
+
+# ----------------------------------------------------------------------------- defaults
+
+
 # ----------------------------------------------------------------------------- defaults
 def test_defaults_are_iql() -> None:
     """The default config is IQL's: two critics, min target, squared error summed over
@@ -407,9 +437,13 @@ def test_riql_runs_end_to_end(corrupted, tmp_path) -> None:
         dataset=corrupted,
         run_dir=tmp_path / "run",
         eval_episodes=1,
+        log_interval=2,
         progress=False,
     )
     info = json.loads((tmp_path / "run" / "run.json").read_text())
+    records = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    train = [json.loads(line) for line in records if '"train"' in line]
+    assert train and all("corrupted_td_error" in rec and "clean_td_error" in rec for rec in train)
     assert info["fingerprint"]["recipe"]["observation_stats"] == "observations_and_next"
     _, std = observation_stats(corrupted, "observations_and_next")
     np.testing.assert_allclose(info["policy_io"]["observation_stats"]["std"], std, rtol=1e-6)

@@ -53,6 +53,9 @@ default so that the defaults are the IQL above, bit for bit:
   step; then the V step, the critic step, the actor step (``ImplicitQLearning.train``, L568-577).
   Every step then reads the networks as they were at the start of the update.
 
+On a batch with a ``corrupted`` extra (rows marked by `hybridrl.data.corrupt`), `update` also
+logs `corruption_metrics` on the marked and the clean rows, as RIQL does.
+
 `docs/agents/riql.md` has the equations, constants and deviations; the ``riql`` recipe
 (`hybridrl.training.riql`) sets them.
 """
@@ -342,11 +345,43 @@ def update_critic(
     return dataclasses.replace(state, critic=critic), metrics
 
 
+def _masked_means(name: str, x: jax.Array, marks: jax.Array) -> Metrics:
+    hit = jnp.sum(marks)
+    return {
+        f"corrupted_{name}": jnp.sum(x * marks) / jnp.maximum(hit, 1.0),
+        f"clean_{name}": jnp.sum(x * (1.0 - marks)) / jnp.maximum(marks.shape[0] - hit, 1.0),
+    }
+
+
+def corruption_metrics(state: State, batch: Transitions, marks: jax.Array) -> Metrics:
+    """Statistics of the rows ``marks`` (1.0: corrupted) flags and of the others, from the
+    networks before the update, as RIQL logs them (``RIQL.py`` L489-495): the std over the
+    target critics (unbiased, as ``torch.std``), the gap between their mean and Q̄ (the min
+    or the quantile), and the TD error ``|y - mean_k Q_k(s, a)|``. A batch without such rows
+    reports 0 for them."""
+    qs = _target_qs(state, batch)
+    std = jnp.std(qs, axis=0, ddof=1) if qs.shape[0] > 1 else jnp.zeros(qs.shape[1:])
+    gap = jnp.mean(qs, axis=0) - reduce_target(state.config, qs)
+    next_v = _value(state, state.value.params, batch.next_observations)
+    y = losses.td_target(batch.rewards, batch.terminals, next_v, state.config.discount)
+    if state.config.target_clip is not None:
+        y = jnp.clip(y, state.config.target_clip[0], state.config.target_clip[1])
+    q = state.critic.apply_fn({"params": state.critic.params}, batch.observations, batch.actions)
+    td = jnp.abs(y - jnp.mean(q, axis=0))
+    return {
+        **_masked_means("target_q_std", std, marks),
+        **_masked_means("target_q_gap", gap, marks),
+        **_masked_means("td_error", td, marks),
+    }
+
+
 def update(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Metrics]:
     """One IQL update on one minibatch. ``update_order="iql"``: value, then actor (updated
     V, target critics), then critics (updated V) and their Polyak targets, the order of the
     official IQL code. ``"riql"``: V(s') and the advantages first, from the V before the
     step; then value, critics (and Polyak), actor, as the official RIQL code. Pure."""
+    marks = batch.extras.get("corrupted")
+    extra = {} if marks is None else corruption_metrics(state, batch, marks)
     if state.config.update_order == "riql":
         next_v = _value(state, state.value.params, batch.next_observations)
         adv = advantages(state, batch)
@@ -357,7 +392,7 @@ def update(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Met
         state, value_metrics = update_value(state, batch)
         state, actor_metrics = update_actor(state, batch, key)
         state, critic_metrics = update_critic(state, batch)
-    return state, {**value_metrics, **actor_metrics, **critic_metrics}
+    return state, {**value_metrics, **actor_metrics, **critic_metrics, **extra}
 
 
 def act(
@@ -369,4 +404,4 @@ def act(
 
 
 # What the runner reads (hybridrl.agents.spec).
-SPEC = AgentSpec(q_probe=True)
+SPEC = AgentSpec(q_probe=True, corruption_metrics=True)

@@ -49,6 +49,10 @@ class AgentSpec:
             ``buffer`` is the kept rollouts (without the oldest, which the next update
             evicts) joined with the rollout being collected; ``valid`` marks its rows
             collected so far.
+        corruption_metrics: its update logs statistics separately on the rows a batch's
+            ``corrupted`` extra marks (1.0 for a row that a ``corrupted_<kind>`` extra of
+            `hybridrl.data.corrupt` marks) and on the others, when the batch carries it; an
+            offline-only run keeps that column for it.
         sampling_error: the agent has ``sampling_error(state, rollout, key) -> scalar``, the
             PROPS paper's metric of how far the data are from the current policy; an
             `OnPolicy` phase with ``sampling_error_interval`` logs it.
@@ -62,6 +66,7 @@ class AgentSpec:
     running_stats: tuple[str, ...] = ()
     behaviour_interval: Callable[[Any], int] = _zero
     sampling_error: bool = False
+    corruption_metrics: bool = False
 
 
 def utd_minibatches(config: Any) -> int:

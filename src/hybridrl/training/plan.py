@@ -110,7 +110,12 @@ def initial_learner(
     )
     # Only agents that read Monte-Carlo returns need a discount (BC has none).
     discount = float(np.asarray(recipe.agent_config().discount)) if needs_mc else 1.0
-    t = data.offline_transitions(mc_returns=needs_mc, discount=discount)
+    # Rows marked as corrupted, for agents that log them apart: offline-only recipes (an
+    # online buffer would have to carry the same column).
+    marks = agent_spec(recipe.agent).corruption_metrics and all(
+        isinstance(p, Offline) and not p.hooks for p in recipe.phases
+    )
+    t = data.offline_transitions(mc_returns=needs_mc, discount=discount, corruption_marks=marks)
     offline = from_dataset(t) if t is not None else None
     online = _online_buffer(recipe, data, plan, t)
     return Learner(recipe.agent, state, offline, online)

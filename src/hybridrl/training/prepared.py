@@ -91,11 +91,14 @@ class PreparedData:
         rewards = np.asarray(t.rewards) * self.reward_scale + self.reward_bias
         return t.replace(rewards=rewards.astype(np.float32))
 
-    def offline_transitions(self, *, mc_returns: bool, discount: float) -> Transitions | None:
+    def offline_transitions(
+        self, *, mc_returns: bool, discount: float, corruption_marks: bool = False
+    ) -> Transitions | None:
         """The dataset as the agent samples it: observations normalised, actions on
         [-1, 1], rewards scaled, and with ``mc_returns`` the Monte-Carlo returns (always
         recomputed, never a stored column: with this run's discount, reward scale and sparse
-        rule, the same as the online ones)."""
+        rule, the same as the online ones). ``corruption_marks``: a ``corrupted`` extra,
+        1.0 on the rows any ``corrupted_<kind>`` extra marks, when the dataset has one."""
         ds = self.dataset
         if ds is None:
             return None
@@ -106,6 +109,11 @@ class PreparedData:
             mc = calql_mc_returns(t, discount, sparse_reward=self.settings.mc_sparse_reward)
             ds = ds.with_extras(mc_returns=mc)
         keys = {"mc_returns"} if mc_returns else set()
+        marks = [k for k in ds.transitions.extras if k.startswith("corrupted_")]
+        if corruption_marks and marks:
+            hit = np.any([np.asarray(ds.transitions.extras[k], bool) for k in marks], axis=0)
+            ds = ds.with_extras(corrupted=hit.astype(np.float32))
+            keys.add("corrupted")
         t = unit_actions(ds)
         t = t.replace(extras={k: v for k, v in t.extras.items() if k in keys})
         return self.scaled(t)
