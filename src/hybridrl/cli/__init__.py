@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from hybridrl.cli import data, policies, runs, suite  # noqa: F401  (register the verbs)
+from hybridrl.cli import data, policies, runs, suite, sweep  # noqa: F401  (register the verbs)
 from hybridrl.cli._common import app
 from hybridrl.types import HybridRLError
 

@@ -44,6 +44,7 @@ __all__ = [
     "plot_summary",
     "summarize",
     "write_report",
+    "write_report_runs",
 ]
 
 SCORE_UNITS = ("normalized", "return")
@@ -508,8 +509,17 @@ def write_report(
     Returns ``{"table": text table, "per_task": text table of final scores per task,
     "files": [written paths], "rows": rows}``.
     """
+    return write_report_runs(load_runs(paths), out_dir, reps=reps, seed=seed)
+
+
+def write_report_runs(
+    runs: Sequence[RunRecord],
+    out_dir: str | os.PathLike[str],
+    reps: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """`write_report` for runs already loaded (a sweep relabels them by trial first)."""
     out = Path(out_dir)
-    runs = load_runs(paths)
     rows = summarize(runs, reps=reps, seed=seed)
     table = format_table(rows, "text")
     files = [
