@@ -7,7 +7,7 @@ best of 3 chunks after a warm-up (compilation excluded, as it happens once per r
 
 d3rlpy pins ``gymnasium==1.0.0`` and so lives in its own environment: when one is found
 (``--d3rlpy-python``, else ``.venv-compare/bin/python`` made by ``scripts/setup-compare``),
-`hybridrl.bench_d3rlpy` (the one d3rlpy adapter, also behind ``benchmarks/side_by_side.py``
+`hybridrl.bench_d3rlpy` (the one d3rlpy adapter, also behind the sweep's ``runner = "d3rlpy"``
 and ``benchmarks/gpu_check.sh``) is run there with the same sizes and the table shows the ratio.
 """
 

@@ -18,7 +18,7 @@ each printing one JSON object as its last line of standard output:
   algorithm (e.g. CQL's Lagrangian α), best of 3 timed runs after a warm-up.
 - ``train``: train one offline algorithm on an npz of plain arrays
   (``observations, actions, rewards, terminals, timeouts``, actions in the env's units) and
-  evaluate it in Gymnasium every ``--eval-interval`` updates (`benchmarks/side_by_side.py`),
+  evaluate it in Gymnasium every ``--eval-interval`` updates (`hybridrl.sweep.d3rlpy_trial`),
   with settings matched to hybridrl's (MinMax action scaling, CQL's fixed α).
 
 ``--device`` (``cpu`` or ``cuda:0``) is passed to d3rlpy's ``create(device=...)``.

@@ -189,8 +189,10 @@ def _find_run_dirs(root: Path, depth: int) -> list[Path]:
 
 def load_runs(paths: Sequence[str | os.PathLike[str]]) -> list[RunRecord]:
     """Load run directories. A path without ``run.json`` (a sweep folder) is searched three
-    levels down (e.g. ``sweep/<dataset>/<recipe>/seed_K``, as `benchmarks/suite_validation.py`
-    writes) for directories that have one; a ``run.json`` file stands for its folder."""
+    levels down (``sweep/<trial>/seed_K`` as `hybridrl sweep` writes, or
+    ``offline/<dataset>/<recipe>/seed_K`` as the former
+    ``benchmarks/suite_validation.py`` wrote) for directories that have one; a ``run.json``
+    file stands for its folder."""
     dirs: list[Path] = []
     for p in map(Path, paths):
         if p.name == "run.json" and p.is_file():
@@ -561,8 +563,8 @@ def _markdown(runs: Sequence[RunRecord], rows: Sequence[Mapping[str, Any]], reps
         "",
         "## Runs",
         "",
-        "| recipe | task | seed | before | dip | worst (step) | after | regret | path |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| recipe | task | seed | before | dip | worst (step) | after | regret | wall (s) | path |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(runs, key=lambda r: (r.name, r.task, r.seed or 0)):
         s = r.summary
@@ -572,7 +574,7 @@ def _markdown(runs: Sequence[RunRecord], rows: Sequence[Mapping[str, Any]], reps
         lines.append(
             f"| {r.name} | {r.task} | {r.seed} | {num(s.get('pretrain_score'))} | "
             f"{num(s.get('dip'))} | {worst} | {num(s.get('final_score'))} | "
-            f"{num(s.get('regret'))} | "
+            f"{num(s.get('regret'))} | {num(s.get('wall_time_s'))} | "
             f"`{r.path}` |"
         )
     return "\n".join(lines) + "\n"

@@ -87,8 +87,14 @@ def _option(name: str, value: Any) -> list[str]:
 
 
 def run_command(trial: Trial, seed: int, run_dir: Path) -> list[str]:
-    """The ``hybridrl run`` command line of one run (without ``--resume``)."""
+    """The command line of one run (without ``--resume``): ``hybridrl run``, or for a trial
+    with ``runner = "d3rlpy"`` the d3rlpy trial process (`hybridrl.sweep.d3rlpy_trial`)."""
     options = dict(trial.options)
+    if options.pop("runner", "hybridrl") == "d3rlpy":
+        from hybridrl.sweep.d3rlpy_trial import trial_command
+
+        cmd = trial_command(options, trial.overrides)
+        return [*cmd, "--out", str(run_dir), "--seed", str(seed)]
     cmd = [sys.executable, "-m", "hybridrl.cli", "run", str(options.pop("recipe"))]
     cmd += ["--out", str(run_dir), "--seed", str(seed), "--no-progress"]
     for name, value in options.items():
@@ -127,6 +133,7 @@ def run_with_retries(
     log = Path(log_path) if log_path else run_dir.with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **(env or {})}
+    _write_hardware(run_dir, full_env)
     attempts, code = 0, None
     while True:
         attempts += 1
@@ -144,6 +151,28 @@ def run_with_retries(
     summary = _read_summary(run_dir)
     error = "" if code == 0 else _tail(log)
     return {"returncode": code, "attempts": attempts, "summary": summary, "error": error}
+
+
+def _write_hardware(run_dir: Path, env: dict[str, str]) -> None:
+    """``run_dir/hardware.json``: the machine and thread settings the run process gets (the
+    first attempt's; results pages name the hardware their numbers came from)."""
+    import platform
+
+    path = run_dir / "hardware.json"
+    if path.exists():
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    info = {
+        "machine": platform.platform(),
+        "processor": platform.processor(),
+        "node": platform.node(),
+        "cpu_count": os.cpu_count(),
+        "threads": {k: env.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS")},
+        "jax_platforms": env.get("JAX_PLATFORMS"),
+    }
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    tmp.replace(path)
 
 
 def _read_summary(run_dir: Path) -> dict[str, Any] | None:
@@ -236,6 +265,32 @@ def _forwarded_env(local: bool) -> dict[str, str]:
     return env
 
 
+def _check_datasets(spec: SweepSpec) -> None:
+    """Refuse a sweep whose datasets are not on this machine before any run starts, naming
+    the command that builds a suite dataset (``minari:hybridrl/ENV/KIND-v0``)."""
+    from hybridrl.data import dataset_format
+    from hybridrl.data.minari_io import minari_store_path
+
+    missing: list[str] = []
+    for spec_text in dict.fromkeys(
+        str(t.options["dataset"]) for t in spec.trials if "dataset" in t.options
+    ):
+        try:
+            fmt, target = dataset_format(spec_text)
+        except HybridRLError:
+            continue  # `hybridrl run` says what is wrong with it
+        where = minari_store_path() / target if fmt == "minari" else Path(target)
+        if where.exists():
+            continue
+        if fmt == "minari" and target.startswith("hybridrl/"):
+            name = "-".join(target.split("/")[1:])
+            missing.append(f"{spec_text} (hybridrl datasets build {name})")
+        else:
+            missing.append(f"{spec_text} (not found at {where})")
+    if missing:
+        raise HybridRLError(f"{spec.source}: datasets missing: " + "; ".join(missing))
+
+
 def run_sweep(
     sweep: str | Path | SweepSpec,
     out: str | Path,
@@ -264,6 +319,16 @@ def run_sweep(
             "hybridrl sweep needs Ray: pip install 'hybridrl[sweep]' (or pip install ray)"
         ) from None
     spec = sweep if isinstance(sweep, SweepSpec) else load_sweep(sweep)
+    if any(t.options.get("runner") == "d3rlpy" for t in spec.trials) and not address:
+        from hybridrl.sweep.d3rlpy_trial import PYTHON_VARIABLE, d3rlpy_python
+
+        if d3rlpy_python() is None:  # before Ray starts (on a cluster, each node looks)
+            raise HybridRLError(
+                f"{spec.source}: runner d3rlpy needs a Python with d3rlpy: run "
+                f"scripts/setup-compare, or set ${PYTHON_VARIABLE}"
+            )
+    if not address:  # on a cluster the paths are the nodes' to resolve
+        _check_datasets(spec)
     out = Path(out)
     _prepare_out(spec, out, resume)
     res = spec.resources

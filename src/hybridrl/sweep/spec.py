@@ -24,7 +24,8 @@ A sweep file is TOML with four tables (docs/sweeps.md)::
     retries = 3
 
 Every key of ``[grid]`` and ``[run]`` is one of `RUN_KEYS` (a `hybridrl run` option, its
-field name with underscores) or ``set.FIELD`` (an agent config override). Everything is
+field name with underscores, or ``runner``: "hybridrl" or "d3rlpy", see
+`hybridrl.sweep.d3rlpy_trial`) or ``set.FIELD`` (an agent config override). Everything is
 validated before any trial starts (`load_sweep` raises `HybridRLError` naming the file and the
 field), so a typo does not surface hours into a sweep.
 """
@@ -47,6 +48,7 @@ from hybridrl.training.context import RunSettings
 from hybridrl.types import HybridRLError
 
 __all__ = [
+    "RUNNERS",
     "RUN_KEYS",
     "Resources",
     "SweepSpec",
@@ -61,7 +63,9 @@ BUDGET_KEYS = ("offline_updates", "warmup_steps", "online_steps", "on_policy_ste
 SETTING_KEYS = tuple(
     f.name for f in dataclasses.fields(RunSettings) if f.name not in ("env_id", "seed")
 )
-RUN_KEYS = ("recipe", "dataset", "env", "reward_kind", *BUDGET_KEYS, *SETTING_KEYS)
+RUN_KEYS = ("recipe", "dataset", "env", "runner", "reward_kind", *BUDGET_KEYS, *SETTING_KEYS)
+# what runs a trial: `hybridrl run`, or d3rlpy through its adapter (`hybridrl.sweep.d3rlpy_trial`)
+RUNNERS = ("hybridrl", "d3rlpy")
 SWEEP_KEYS = ("seeds", "search", "num_samples", "search_seed", "metric", "name")
 RESOURCE_KEYS = ("cpus", "gpus", "max_concurrent", "retries")
 TABLES = ("sweep", "grid", "run", "resources")
@@ -195,6 +199,13 @@ def parse_sweep(data: Mapping[str, Any], source: str = "<sweep>") -> SweepSpec:
     both = sorted(set(fixed) & set(grid))
     if both:
         raise fail(f"[grid] {both[0]}", "is also given in [run]")
+    for table, keys in (("run", fixed), ("grid", grid)):
+        runners = keys.get("runner", [])
+        for runner in runners if isinstance(runners, list) else [runners]:
+            if runner not in RUNNERS:
+                raise fail(
+                    f"[{table}] runner", f"unknown runner {runner!r}; one of {', '.join(RUNNERS)}"
+                )
     if "recipe" not in fixed and "recipe" not in grid:
         raise fail("recipe", "missing: give it in [grid] or [run]")
 
@@ -229,17 +240,19 @@ def parse_sweep(data: Mapping[str, Any], source: str = "<sweep>") -> SweepSpec:
         options = {k: v for k, v in values.items() if not k.startswith("set.")}
         sets = {k[4:]: v for k, v in values.items() if k.startswith("set.")}
         where = ", ".join(f"{k}={_short(v)}" for k, v in point.items()) or "the trial"
-        _check_trial(options, sets, lambda m, w=where: fail(w, m))
+        recipe_name = _check_trial(options, sets, lambda m, w=where: fail(w, m))
         trial_name = _trial_name(point) if point else "trial"
         unique, i = trial_name, 1
         while unique in names:  # random search may draw a point twice
             i += 1
             unique = f"{trial_name}-{i}"
         names.add(unique)
+        # the report's row: the recipe's own name (as `hybridrl report` groups runs), then
+        # what else varies between trials but the tasks (dataset, env)
         method = {k: v for k, v in point.items() if k not in ("dataset", "env")}
-        label = _trial_name(method) if method else str(options["recipe"])
-        if "recipe" not in method and method:
-            label = f"{_short(options['recipe'])}-{label}"
+        if options.get("runner") == "d3rlpy":
+            method["runner"] = "d3rlpy"
+        label = _trial_name({**method, "recipe": recipe_name})
         trials.append(Trial(unique, options, sets, label))
     return SweepSpec(source, tuple(trials), tuple(seeds), metric, resources, str(name))
 
@@ -288,8 +301,9 @@ def _resources(res: Mapping[str, Any], fail: Any) -> Resources:
     )
 
 
-def _check_trial(options: dict[str, Any], sets: dict[str, Any], fail: Any) -> None:
-    """The checks `hybridrl run` makes before work, so every trial is known to start."""
+def _check_trial(options: dict[str, Any], sets: dict[str, Any], fail: Any) -> str:
+    """The checks `hybridrl run` makes before work, so every trial is known to start (and
+    those of the d3rlpy runner); returns the recipe's name."""
     from hybridrl.training.recipes import get_recipe
 
     recipe_name = options.get("recipe")
@@ -308,27 +322,36 @@ def _check_trial(options: dict[str, Any], sets: dict[str, Any], fail: Any) -> No
         if isinstance(settings.get("reference_returns"), list):
             settings["reference_returns"] = tuple(settings["reference_returns"])
         RunSettings(env_id=str(options.get("env", "")), **settings).validate(recipe)
+        if options.get("runner") == "d3rlpy":
+            from hybridrl.sweep.d3rlpy_trial import check_trial
+
+            check_trial(recipe, options, sets)
     except (HybridRLError, TypeError, ValueError) as exc:
         raise fail(str(exc)) from None
     if "env" not in options and "dataset" not in options:
         raise fail("needs an env or a dataset (give env or dataset in [grid] or [run])")
+    return recipe.name
 
 
 def _short(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, str):
-        # a dataset path or minari id: its last part names it
-        return re.split(r"[/:]", value.rstrip("/"))[-1].removesuffix(".npz").removesuffix(".hdf5")
+        if value.startswith("minari:") and value.count("/") >= 2:
+            # minari:NAMESPACE/ENV/KIND-vN: ENV-KIND-vN (hopper-medium-v0, the suite's names)
+            return "-".join(value.removeprefix("minari:").rstrip("/").split("/")[1:])
+        # a dataset or recipe path, a minari id: its last part names it
+        last = re.split(r"[/:]", value.rstrip("/"))[-1]
+        for suffix in (".npz", ".hdf5", ".toml", ".json"):
+            last = last.removesuffix(suffix)
+        return last
     return json.dumps(value, separators=(",", ":"))
 
 
 def _trial_name(point: Mapping[str, Any]) -> str:
-    """``recipe-dataset-env-key=value...``: the varying values, safe as a directory name."""
-    parts = [_short(point[k]) for k in ("recipe", "dataset", "env") if k in point]
-    parts += [
-        f"{k.removeprefix('set.')}={_short(v)}"
-        for k, v in point.items()
-        if k not in ("recipe", "dataset", "env")
-    ]
+    """``runner-recipe-dataset-env-key=value...``: the varying values, safe as a directory
+    name."""
+    leading = ("runner", "recipe", "dataset", "env")
+    parts = [_short(point[k]) for k in leading if k in point]
+    parts += [f"{k.removeprefix('set.')}={_short(v)}" for k, v in point.items() if k not in leading]
     return re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", "-".join(parts)).strip("_") or "trial"

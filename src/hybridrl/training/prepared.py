@@ -147,7 +147,7 @@ def prepare(recipe: Recipe, settings: RunSettings, dataset: Dataset | None) -> P
         if recipe.normalize_observations and dataset is not None
         else None
     )
-    factor = _reward_factor(recipe, dataset)
+    factor = reward_factor(recipe, dataset)
     return PreparedData(
         settings=settings,
         dataset=dataset,
@@ -220,7 +220,7 @@ def _checked(ds: Dataset, obs_space: SpaceSpec, act_space: SpaceSpec, env_id: st
     return ds
 
 
-def _reward_factor(recipe: Recipe, dataset: Dataset | None) -> float:
+def reward_factor(recipe: Recipe, dataset: Dataset | None) -> float:
     """The data-dependent reward factor of ``recipe.reward_normalization`` (1 for none),
     computed once from the dataset and applied to offline and online rewards alike."""
     if dataset is None:
