@@ -115,8 +115,9 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Recipe, RunSettings,
     def fake_run(recipe: Recipe, env_id: str, *, run_dir: Path, **kwargs: Any) -> Any:
         for key in ("dataset", "resume", "progress", "tensorboard", "wandb_project", "echo"):
             kwargs.pop(key)
+        kwargs.pop("on_evaluation", None)  # passed by run_seeds (--seeds)
         calls.append((recipe, RunSettings(env_id=env_id, **kwargs), Path(run_dir)))
-        return SimpleNamespace(summary={"ok": True})
+        return SimpleNamespace(summary={"ok": True}, run_dir=run_dir)
 
     monkeypatch.setattr(hybridrl.training.runner, "run", fake_run)
     return calls

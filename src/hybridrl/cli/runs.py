@@ -59,6 +59,13 @@ def run_recipe(
         str | None,
         typer.Option(help="Several seeds, e.g. 0,1,2: one run each in OUT/seed_K (in turn)."),
     ] = None,
+    vmap_seeds: Annotated[
+        bool,
+        typer.Option(
+            help="With --seeds: the recipe's leading offline phases of all seeds as one "
+            "compiled program (jax.vmap over the seeds); later phases run per seed, in turn."
+        ),
+    ] = False,
     offline_updates: Annotated[
         int | None, typer.Option(help="Updates of every offline phase (default: the recipe's).")
     ] = None,
@@ -120,9 +127,13 @@ def run_recipe(
     Every phase's length can be overridden; Ctrl-C or a kill loses at most one checkpoint
     interval: run the same command with --resume.
     """
+    from hybridrl.training.context import RunResult
+    from hybridrl.training.multi_seed import run_seeds
     from hybridrl.training.recipes import get_recipe
     from hybridrl.training.runner import run
 
+    if vmap_seeds and not seeds:
+        raise HybridRLError("--vmap-seeds needs --seeds, e.g. --seeds 0,1,2,3,4")
     settings = dict(settings or {})
     spec = get_recipe(recipe).with_budget(
         offline_updates=offline_updates,
@@ -143,7 +154,7 @@ def run_recipe(
     if reward_kind is not None:
         spec = spec.with_reward_kind(reward_kind)
     try:
-        seed_list = [int(k) for k in seeds.split(",")] if seeds else [settings["seed"]]
+        seed_list = [int(k) for k in seeds.split(",")] if seeds else []
     except ValueError:
         raise HybridRLError(
             f"--seeds expects integers separated by commas, got {seeds!r}"
@@ -160,29 +171,37 @@ def run_recipe(
         env = ds.metadata.env_id
     from hybridrl.training.rundir import RunInterrupted
 
-    for k in seed_list:
-        run_dir = out / f"seed_{k}" if seeds else out
-        try:
-            result = run(
+    def show(result: RunResult) -> None:
+        typer.echo(json.dumps(result.summary, indent=2))
+        typer.echo(f"run directory: {result.run_dir}")
+
+    common: dict[str, Any] = {
+        "dataset": ds,
+        "progress": progress,
+        "tensorboard": tensorboard,
+        "wandb_project": wandb,
+        "echo": lambda line: typer.echo(line, err=True),
+    }
+    try:
+        if seeds:
+            settings.pop("seed", None)
+            run_seeds(
                 spec,
                 env,
-                dataset=ds,
-                run_dir=run_dir,
-                # With --seeds, a resume continues the seeds that started and starts the
-                # rest, so the command printed after Ctrl-C finishes the whole set.
-                resume=resume and (not seeds or (run_dir / "run.json").exists()),
-                progress=progress,
-                tensorboard=tensorboard,
-                wandb_project=wandb,
-                echo=lambda line: typer.echo(line, err=True),
-                **(settings | {"seed": k}),
+                seeds=seed_list,
+                run_dir=out,
+                vmap_seeds=vmap_seeds,
+                resume=resume,
+                on_result=show,
+                **common,
+                **settings,
             )
-        except RunInterrupted as exc:  # Ctrl-C: where the run stands, and how to go on
-            typer.echo(f"\n{exc.message}", err=True)
-            typer.echo(f"resume with: {_resume_command(sys.argv)}", err=True)
-            raise typer.Exit(130) from None
-        typer.echo(json.dumps(result.summary, indent=2))
-        typer.echo(f"run directory: {run_dir}")
+        else:
+            show(run(spec, env, run_dir=out, resume=resume, **common, **settings))
+    except RunInterrupted as exc:  # Ctrl-C: where the run stands, and how to go on
+        typer.echo(f"\n{exc.message}", err=True)
+        typer.echo(f"resume with: {_resume_command(sys.argv)}", err=True)
+        raise typer.Exit(130) from None
 
 
 @app.command()

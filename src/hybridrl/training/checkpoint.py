@@ -41,10 +41,10 @@ def load_pytree(template: T, path: str | os.PathLike[str]) -> T:
     except (ValueError, KeyError, TypeError) as exc:
         raise HybridRLError(f"checkpoint {p} does not match this configuration: {exc}") from exc
     _check_shapes(template, restored, p)
-    return _like_template(template, restored)
+    return like_template(template, restored)
 
 
-def _like_template(template: T, restored: T) -> T:
+def like_template(template: T, restored: T) -> T:
     """``restored`` with each leaf of the template's kind: a Python scalar where the template
     has one (config numbers, a fresh `TrainState`'s ``step``) and a weakly typed scalar array
     where the template has one. msgpack gives strongly typed NumPy arrays, which trace to
@@ -107,7 +107,7 @@ def load_checkpoint(template: T, path: str | os.PathLike[str]) -> tuple[T, dict[
     except Exception as exc:  # msgpack raises its own exception types on truncated input
         raise HybridRLError(f"checkpoint {p} is unreadable (truncated?): {exc}") from exc
     _check_shapes(template, restored, p)
-    return _like_template(template, restored), meta
+    return like_template(template, restored), meta
 
 
 def stored_shape(path: str | os.PathLike[str], *keys: str) -> tuple[int, ...]:
@@ -143,4 +143,4 @@ def load_checkpoint_entry(
     except (ValueError, KeyError, TypeError) as exc:
         raise HybridRLError(f"checkpoint {p}: its '{name}' does not match: {exc}") from exc
     _check_shapes(template, restored, p)
-    return _like_template(template, restored), meta
+    return like_template(template, restored), meta

@@ -31,11 +31,13 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import jax
+import numpy as np
 from tqdm.auto import tqdm
 
 from hybridrl.data.dataset import Dataset
@@ -56,7 +58,7 @@ from hybridrl.training.executors.offline import run_offline_phase
 from hybridrl.training.executors.on_policy import run_on_policy_phase
 from hybridrl.training.executors.replay_online import run_replay_phase
 from hybridrl.training.metrics_log import RunLogger, check_optional_loggers
-from hybridrl.training.phases import Learner, Offline, OnPolicy
+from hybridrl.training.phases import Learner, Offline, OnPolicy, Phase
 from hybridrl.training.plan import initial_learner, plan_run
 from hybridrl.training.prepared import prepare
 from hybridrl.training.recipes import Recipe
@@ -65,6 +67,51 @@ from hybridrl.training.rundir import RunDirectory, RunInterrupted
 from hybridrl.training.sparse import select_reward_kind
 from hybridrl.training.summary import dip_evaluation_step
 from hybridrl.types import HybridRLError
+
+
+@dataclass
+class RunSession:
+    """One run in progress: where it stands and what it holds open (envs, the logger).
+
+    Made by `Runner.open_session`, completed by `Runner.start_session` (``logger``,
+    ``evaluator``, ``ctx``); `close` releases the envs and the metric files (idempotent).
+    """
+
+    learner: Learner
+    key: jax.Array
+    counters: Counters
+    records: list[dict[str, Any]]
+    probe: np.ndarray | None
+    resume: bool
+    restoring: bool
+    dip_eval_step: int | None
+    envs: gym.vector.VectorEnv
+    eval_envs: gym.vector.VectorEnv
+    logger: RunLogger | None = None
+    evaluator: Evaluator | None = None
+    ctx: RunContext | None = None
+    closed: bool = False
+
+    @property
+    def context(self) -> RunContext:
+        if self.ctx is None:
+            raise RuntimeError("the session has not been started (Runner.start_session)")
+        return self.ctx
+
+    @property
+    def log(self) -> RunLogger:
+        if self.logger is None:
+            raise RuntimeError("the session has not been started (Runner.start_session)")
+        return self.logger
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.envs.close()
+        self.eval_envs.close()
+        if self.logger is not None:
+            self.logger.close()
 
 
 class Runner:
@@ -183,7 +230,7 @@ class Runner:
                 f"shorter than {s.env_id}'s episodes ({horizon} steps): every online episode "
                 "is cut at a checkpoint and regret is undefined; use a checkpoint interval of "
                 f"at least {horizon * s.num_envs}",
-                stacklevel=3,
+                stacklevel=4,
             )
 
     def _dip_evaluation_step(self) -> int | None:
@@ -203,7 +250,7 @@ class Runner:
                 f"no evaluation can fall in the dip window (env steps {start} to {end:g}, "
                 "after the first update): the dip will be undefined (null); give the online "
                 "phase more steps or raise dip_fraction",
-                stacklevel=4,
+                stacklevel=5,
             )
         return step
 
@@ -219,6 +266,21 @@ class Runner:
             return self._run_locked(run_dir, resume)
 
     def _run_locked(self, run_dir: RunDirectory, resume: bool) -> RunResult:
+        session = self.open_session(resume)
+        self.start_session(session, run_dir)
+        try:
+            self.run_phases(session)
+        finally:
+            session.close()
+        return self.finish_session(session)
+
+    # The pieces of `run`, in order, for a driver of several runs at once (`run_seeds`):
+    # open_session (checks, checkpoint read, envs; no file written), start_session (the run's
+    # files; the run directory is kept from then on), run_phases (or begin_phase / an
+    # executor / end_phase per phase), finish_session (summary.json).
+    def open_session(self, resume: bool) -> RunSession:
+        """Everything before the first file is written: the resume checks, the initial or
+        restored learner, the envs. Call under the run directory's lock."""
         run_json = self.run_dir / "run.json"
         ckpt = self.run_dir / CHECKPOINT
         extended_from: int | None = None
@@ -254,46 +316,64 @@ class Runner:
                 counters.phase_progress, counters.update_credit = extended_from, 0.0
         # The envs before any file: an env that cannot be made must not leave a run behind.
         envs = self._make_envs(self.settings.num_envs, asynchronous=self.settings.asynchronous)
-        logger: RunLogger | None = None
         eval_envs: gym.vector.VectorEnv | None = None
         try:
             eval_envs = self._make_envs(self.settings.eval_episodes)
             self._warn_if_checkpoints_cut_every_episode()
             dip_eval_step = self._dip_evaluation_step()
-            # Only now, with the checkpoint read, may the run's files be rewritten: the metric
-            # files first (the logger starts its optional backends before it writes them),
-            # run.json last, so a failure cannot leave a run.json the old command refuses.
-            logger = RunLogger(
-                self.run_dir,
-                records,
-                tensorboard=self.tensorboard,
-                wandb_project=self.wandb_project,
-                run_config=self.fingerprint(),
-            )
-            with atomic_path(run_json) as tmp:
-                tmp.write_text(json.dumps(self.run_info(), indent=2))
         except BaseException:
             envs.close()
             if eval_envs is not None:
                 eval_envs.close()
-            if logger is not None:
-                logger.close()
+            raise
+        return RunSession(
+            learner,
+            key,
+            counters,
+            records,
+            probe,
+            resume,
+            restoring,
+            dip_eval_step,
+            envs,
+            eval_envs,
+        )
+
+    def start_session(self, s: RunSession, run_dir: RunDirectory) -> None:
+        """Write the run's files (from here on the run directory holds a run) and set up
+        the evaluator and the executors' context."""
+        try:
+            # Only now, with the checkpoint read, may the run's files be rewritten: the metric
+            # files first (the logger starts its optional backends before it writes them),
+            # run.json last, so a failure cannot leave a run.json the old command refuses.
+            s.logger = RunLogger(
+                self.run_dir,
+                s.records,
+                tensorboard=self.tensorboard,
+                wandb_project=self.wandb_project,
+                run_config=self.fingerprint(),
+            )
+            with atomic_path(self.run_dir / "run.json") as tmp:
+                tmp.write_text(json.dumps(self.run_info(), indent=2))
+        except BaseException:
+            s.close()
             raise
         run_dir.started()
-        if resume:
-            self._say(self._resume_message(counters, restoring))
-        start = time.perf_counter() - counters.elapsed_s
+        if s.resume:
+            self._say(self._resume_message(s.counters, s.restoring))
+        start = time.perf_counter() - s.counters.elapsed_s
         self._clock = lambda: time.perf_counter() - start
         callback = self.on_evaluation
-        evaluator = Evaluator(
+        logger = s.logger
+        s.evaluator = Evaluator(
             self.data,
-            eval_envs,
-            probe,
+            s.eval_envs,
+            s.probe,
             logger,
             self._clock,
             None if callback is None else lambda learner, record: callback(self, learner, record),
         )
-        ctx = RunContext(
+        s.ctx = RunContext(
             recipe=self.recipe,
             settings=self.settings,
             data=self.data,
@@ -301,40 +381,53 @@ class Runner:
             logger=logger,
             progress=self.progress,
             clock=self._clock,
-            evaluate=evaluator.evaluate,
+            evaluate=s.evaluator.evaluate,
             checkpoint=lambda learner, key, c: self._checkpoint(learner, key, c, logger),
-            dip_eval_step=dip_eval_step,
+            dip_eval_step=s.dip_eval_step,
         )
+
+    def run_phases(self, s: RunSession) -> None:
+        """Run the phases from where ``s`` stands to the end."""
         try:
-            while counters.phase_index < len(self.recipe.phases):
-                phase = self.recipe.phases[counters.phase_index]
-                if not counters.phase_started:
-                    for hook in phase.hooks:
-                        learner = hook.apply(learner)
-                    counters.phase_started = True
+            while s.counters.phase_index < len(self.recipe.phases):
+                phase = self.recipe.phases[s.counters.phase_index]
+                self.begin_phase(s, phase)
+                ctx, c = s.context, s.counters
                 if isinstance(phase, Offline):
-                    learner, key = run_offline_phase(ctx, phase, learner, key, counters)
+                    s.learner, s.key = run_offline_phase(ctx, phase, s.learner, s.key, c)
                 elif isinstance(phase, OnPolicy):
-                    learner, key = run_on_policy_phase(ctx, phase, learner, key, counters, envs)
+                    s.learner, s.key = run_on_policy_phase(ctx, phase, s.learner, s.key, c, s.envs)
                 else:
-                    learner, key = run_replay_phase(ctx, phase, learner, key, counters, envs)
-                if counters.last_eval_update != counters.update or counters.update == 0:
-                    evaluator.evaluate(phase, learner, counters)
-                counters.phase_index += 1
-                counters.phase_progress = 0
-                counters.phase_started = False
-                counters.update_credit = 0.0
-                self._checkpoint(learner, key, counters, logger)
+                    s.learner, s.key = run_replay_phase(ctx, phase, s.learner, s.key, c, s.envs)
+                self.end_phase(s, phase)
         except KeyboardInterrupt:
-            raise RunInterrupted(self._interrupt_message(counters), self.run_dir) from None
-        finally:
-            envs.close()
-            eval_envs.close()
-            logger.close()
-        summary = self._summary(logger.records, counters)
+            raise RunInterrupted(self.interrupt_message(s.counters), self.run_dir) from None
+
+    def begin_phase(self, s: RunSession, phase: Phase) -> None:
+        """The phase's hooks, once (not again when a resumed run continues the phase)."""
+        if not s.counters.phase_started:
+            for hook in phase.hooks:
+                s.learner = hook.apply(s.learner)
+            s.counters.phase_started = True
+
+    def end_phase(self, s: RunSession, phase: Phase) -> None:
+        """A final evaluation unless the last update has one, then the next phase's counters
+        and a checkpoint."""
+        c = s.counters
+        if c.last_eval_update != c.update or c.update == 0:
+            s.context.evaluate(phase, s.learner, c)
+        c.phase_index += 1
+        c.phase_progress = 0
+        c.phase_started = False
+        c.update_credit = 0.0
+        self._checkpoint(s.learner, s.key, c, s.log)
+
+    def finish_session(self, s: RunSession) -> RunResult:
+        """Write ``summary.json``; the run's result."""
+        summary = self._summary(s.log.records, s.counters)
         with atomic_path(self.run_dir / "summary.json") as tmp:
             tmp.write_text(json.dumps(summary, indent=2))
-        return RunResult(learner, summary, self.run_dir, self.obs_stats, logger.records)
+        return RunResult(s.learner, summary, self.run_dir, self.obs_stats, s.log.records)
 
     def _where(self, c: Counters) -> str:
         phases, i = self.recipe.phases, c.phase_index
@@ -357,7 +450,7 @@ class Runner:
             )
         return f"{self.run_dir}: resumed from the checkpoint at {self._where(c)}"
 
-    def _interrupt_message(self, c: Counters) -> str:
+    def interrupt_message(self, c: Counters) -> str:
         last = self._last_checkpoint
         kept = (
             f"the last checkpoint is at {self._where(last)}"
