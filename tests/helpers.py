@@ -19,14 +19,20 @@ def random_batch(
     *,
     terminal_every: int = 0,
     mc_returns: bool = False,
+    next_actions: bool = False,
 ) -> Transitions:
-    """Random transitions with actions in [-1, 1]; every ``terminal_every``-th row terminal."""
+    """Random transitions with actions in [-1, 1]; every ``terminal_every``-th row terminal;
+    ``next_actions``: random ``next_actions`` with ``has_next_action`` 0 on terminal rows."""
     k1, k2, k3, k4 = jax.random.split(key, 4)
     terminals = (
         (jnp.arange(n) % terminal_every == 0).astype(jnp.float32)
         if terminal_every
         else jnp.zeros(n)
     )
+    extras = {"mc_returns": jax.random.normal(k1, (n,))} if mc_returns else {}
+    if next_actions:
+        extras["next_actions"] = jax.random.uniform(k3, (n, act_dim), minval=-1, maxval=1)
+        extras["has_next_action"] = 1.0 - terminals
     return Transitions(
         observations=jax.random.normal(k1, (n, obs_dim)),
         actions=jax.random.uniform(k2, (n, act_dim), minval=-1, maxval=1),
@@ -34,7 +40,7 @@ def random_batch(
         next_observations=jax.random.normal(k4, (n, obs_dim)),
         terminals=terminals,
         timeouts=jnp.zeros(n),
-        extras={"mc_returns": jax.random.normal(k1, (n,))} if mc_returns else {},
+        extras=extras,
     )
 
 

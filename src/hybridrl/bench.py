@@ -38,8 +38,9 @@ def standard_config(name: str) -> Any:
 
 
 def random_buffer(n: int, obs_dim: int, act_dim: int) -> Any:
-    """``n`` random transitions (1% terminal, Monte Carlo returns for agents that read them)
-    as a device replay buffer: what every throughput measurement samples from."""
+    """``n`` random transitions (1% terminal; Monte Carlo returns and next actions for agents
+    that read them) as a device replay buffer: what every throughput measurement samples
+    from."""
     rng = np.random.default_rng(0)
     t = Transitions(
         observations=rng.normal(size=(n, obs_dim)).astype(np.float32),
@@ -48,7 +49,11 @@ def random_buffer(n: int, obs_dim: int, act_dim: int) -> Any:
         next_observations=rng.normal(size=(n, obs_dim)).astype(np.float32),
         terminals=(rng.random(n) < 0.01).astype(np.float32),
         timeouts=np.zeros(n, np.float32),
-        extras={"mc_returns": rng.normal(size=n).astype(np.float32)},
+        extras={
+            "mc_returns": rng.normal(size=n).astype(np.float32),
+            "next_actions": rng.uniform(-1, 1, size=(n, act_dim)).astype(np.float32),
+            "has_next_action": np.ones(n, np.float32),
+        },
     )
     return from_dataset(t)
 

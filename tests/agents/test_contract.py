@@ -34,6 +34,7 @@ TINY_CONFIGS = {
     "bc": lambda m: m.Config(hidden_dims=(16, 16)),
     "td3": lambda m: m.Config(hidden_dims=(16, 16)),
     "td3_bc": lambda m: m.Config(hidden_dims=(16, 16)),
+    "rebrac": lambda m: m.Config(hidden_dims=(16, 16)),
     "iql": lambda m: m.Config(hidden_dims=(16, 16), dropout_rate=0.1, actor_lr_decay_steps=100),
     "awac": lambda m: m.Config(hidden_dims=(16, 16)),
     "cql": lambda m: m.Config(hidden_dims=(16, 16), num_samples=3, lagrange=True, utd_ratio=2),
@@ -55,7 +56,9 @@ ON_POLICY_CASES = [
 
 
 def _batch(key: jax.Array, n: int) -> Transitions:
-    return random_batch(key, n, OBS_DIM, ACT_DIM, terminal_every=7, mc_returns=True)
+    return random_batch(
+        key, n, OBS_DIM, ACT_DIM, terminal_every=7, mc_returns=True, next_actions=True
+    )
 
 
 def _setup(name: str, seed: int):

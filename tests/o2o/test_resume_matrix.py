@@ -93,6 +93,7 @@ DEFAULT_TIER = {
     ("ppo_buffer", "on_policy"),
     ("ppo_discrete", "on_policy"),
     ("props", "on_policy"),
+    ("rebrac_finetune", "online"),  # the β_a decay, a function of the update counter
 }
 assert set(CASES) >= DEFAULT_TIER, "a default-tier case names no recipe phase"
 PARAMS = [

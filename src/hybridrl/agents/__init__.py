@@ -6,7 +6,20 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from hybridrl.agents import awac, bc, calql, cql, edac, iql, ppo, props, sac, td3, td3_bc
+from hybridrl.agents import (
+    awac,
+    bc,
+    calql,
+    cql,
+    edac,
+    iql,
+    ppo,
+    props,
+    rebrac,
+    sac,
+    td3,
+    td3_bc,
+)
 from hybridrl.agents.spec import AgentSpec
 from hybridrl.types import HybridRLError
 
@@ -15,6 +28,7 @@ AGENTS: dict[str, ModuleType] = {
     "bc": bc,
     "td3": td3,
     "td3_bc": td3_bc,
+    "rebrac": rebrac,
     "iql": iql,
     "awac": awac,
     "cql": cql,

@@ -37,6 +37,11 @@ class AgentSpec:
             so the runner can log the mean Q of the policy's actions on fixed states.
         needs_mc_returns: ``config -> bool``, whether its updates read the ``mc_returns``
             extra (Cal-QL's Monte-Carlo returns) under that config.
+        needs_next_actions: ``config -> bool``, whether its updates read the dataset's next
+            actions (the ``next_actions`` and ``has_next_action`` extras,
+            `hybridrl.data.transitions.next_actions`; ReBRAC's critic penalty) under that
+            config. Only offline data has them: a run refuses an online phase whose agent
+            declares this.
         minibatches_per_update: ``config -> int``, how many minibatches one update splits its
             batch into (the update-to-data ratio G of RLPD-style agents): the mixed sampler
             mixes offline and online data in each of them.
@@ -62,6 +67,7 @@ class AgentSpec:
     action_kinds: tuple[str, ...] = ("box",)
     q_probe: bool = False
     needs_mc_returns: Callable[[Any], bool] = _never
+    needs_next_actions: Callable[[Any], bool] = _never
     minibatches_per_update: Callable[[Any], int] = _one
     running_stats: tuple[str, ...] = ()
     behaviour_interval: Callable[[Any], int] = _zero

@@ -27,10 +27,17 @@ still correct. Counting before the increment puts the first actor step on the fi
 official code increments first and updates on the 2nd, 4th, ... call); the schedule, one
 actor step per ``policy_freq`` critic steps, is the same.
 
-**Hook for TD3+BC.** ``update(..., actor_loss=f)`` takes the actor objective as a function
-``f(config, q_pi, pi_actions, batch) -> (loss, metrics)`` (default `td3_actor_loss`), the same
-pattern as SAC's ``critic_regularizer``. `hybridrl.agents.td3_bc` passes the TD3+BC loss and
-reuses everything else.
+**Hooks (TD3+BC, ReBRAC).** ``update(..., actor_loss=f)`` takes the actor objective as a
+function ``f(config, q_pi, pi_actions, batch) -> (loss, metrics)`` (default `td3_actor_loss`),
+the same pattern as SAC's ``critic_regularizer``; `hybridrl.agents.td3_bc` passes the TD3+BC
+loss and reuses everything else. ``update(..., target_penalty=g)`` subtracts a per-row penalty
+``g(config, ã, batch) -> (penalty (B,), metrics)`` of the smoothed target action ã from the
+bootstrapped value: ``y = r + γ (1 - d) [min_i Q_θ'i(s', ã) - g]`` (ReBRAC's critic BC term,
+`hybridrl.agents.rebrac`).
+
+Two structural options serve ReBRAC and default to TD3: ``critic_layer_norm`` (LayerNorm in
+the critics' hidden layers) and ``actor_q`` ("first": Q_θ1 in the actor loss, TD3; "min":
+min_i Q_θi, ReBRAC).
 
 Defaults follow the authors' current code (github.com/sfujim/TD3): 256-256 ReLU MLPs (the
 paper's 400-300 was replaced there), Adam 3e-4 for both, batch 256, γ 0.99, τ 0.005.
@@ -70,6 +77,9 @@ class Config:
         policy_noise: σ of the target policy smoothing noise (actions in [-1, 1]).
         noise_clip: c, the smoothing noise is clipped to [-c, c].
         exploration_noise: σ of the Gaussian noise of ``act(..., deterministic=False)``.
+        critic_layer_norm: LayerNorm in the critics' hidden layers (ReBRAC; off in TD3).
+        actor_q: the Q the actor loss sees: "first" (Q_θ1, TD3 and TD3+BC) or "min"
+            (min over both critics, ReBRAC).
     """
 
     hidden_dims: Sequence[int] = struct.field(pytree_node=False, default=(256, 256))
@@ -81,6 +91,8 @@ class Config:
     policy_noise: float = 0.2
     noise_clip: float = 0.5
     exploration_noise: float = 0.1
+    critic_layer_norm: bool = struct.field(pytree_node=False, default=False)
+    actor_q: str = struct.field(pytree_node=False, default="first")
 
 
 @struct.dataclass
@@ -93,17 +105,22 @@ class State:
 
 
 ActorLoss = Callable[[Any, jax.Array, jax.Array, Transitions], tuple[jax.Array, Metrics]]
+TargetPenalty = Callable[[Any, jax.Array, Transitions], tuple[jax.Array, Metrics]]
 
 
 def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) -> State:
     """Fresh actor, twin critics, their targets (copies) and Adam optimizers."""
     if config.policy_freq < 1:
         raise ValueError(f"policy_freq must be >= 1, got {config.policy_freq}")
+    if config.actor_q not in ("first", "min"):
+        raise ValueError(f"actor_q must be 'first' or 'min', got {config.actor_q!r}")
     k_actor, k_critic = jax.random.split(key)
     obs = jnp.zeros((1, observation_dim), jnp.float32)
     act = jnp.zeros((1, action_dim), jnp.float32)
     actor_net = DeterministicActor(hidden_dims=tuple(config.hidden_dims), action_dim=action_dim)
-    critic_net = EnsembleCritic(hidden_dims=tuple(config.hidden_dims), num_qs=2)
+    critic_net = EnsembleCritic(
+        hidden_dims=tuple(config.hidden_dims), num_qs=2, layer_norm=config.critic_layer_norm
+    )
     return State(
         actor=TargetTrainState.create(
             apply_fn=actor_net.apply,
@@ -119,8 +136,20 @@ def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) 
     )
 
 
-def critic_target(state: State, batch: Transitions, key: jax.Array) -> jax.Array:
-    """Clipped double-Q target with target policy smoothing (no gradient flows through it)."""
+def critic_target(
+    state: State,
+    batch: Transitions,
+    key: jax.Array,
+    target_penalty: TargetPenalty | None = None,
+) -> jax.Array:
+    """Clipped double-Q target with target policy smoothing (no gradient flows through it),
+    minus ``target_penalty``'s per-row value inside the bracket when given."""
+    return _critic_target(state, batch, key, target_penalty)[0]
+
+
+def _critic_target(
+    state: State, batch: Transitions, key: jax.Array, target_penalty: TargetPenalty | None
+) -> tuple[jax.Array, Metrics]:
     cfg = state.config
     next_actions = state.actor.apply_fn(
         {"params": state.actor.target_params}, batch.next_observations
@@ -131,13 +160,24 @@ def critic_target(state: State, batch: Transitions, key: jax.Array) -> jax.Array
     next_qs = state.critic.apply_fn(
         {"params": state.critic.target_params}, batch.next_observations, next_actions
     )
-    return losses.td_target(batch.rewards, batch.terminals, next_qs.min(axis=0), cfg.discount)
+    next_v = next_qs.min(axis=0)
+    metrics: Metrics = {}
+    if target_penalty is not None:
+        penalty, metrics = target_penalty(cfg, next_actions, batch)
+        next_v = next_v - penalty
+    target = losses.td_target(batch.rewards, batch.terminals, next_v, cfg.discount)
+    return jax.lax.stop_gradient(target), metrics
 
 
-def update_critic(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Metrics]:
+def update_critic(
+    state: State,
+    batch: Transitions,
+    key: jax.Array,
+    target_penalty: TargetPenalty | None = None,
+) -> tuple[State, Metrics]:
     """One gradient step of both critics towards the smoothed clipped double-Q target (the
     targets are not moved here; see `update`)."""
-    target = critic_target(state, batch, key)
+    target, penalty_metrics = _critic_target(state, batch, key, target_penalty)
 
     def loss_fn(params: Any) -> tuple[jax.Array, Metrics]:
         qs = state.critic.apply_fn({"params": params}, batch.observations, batch.actions)
@@ -145,7 +185,8 @@ def update_critic(state: State, batch: Transitions, key: jax.Array) -> tuple[Sta
         return loss, {"critic_loss": loss, "q_mean": qs.mean(), "target_mean": target.mean()}
 
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.critic.params)
-    return dataclasses.replace(state, critic=state.critic.apply_gradients(grads=grads)), metrics
+    state = dataclasses.replace(state, critic=state.critic.apply_gradients(grads=grads))
+    return state, {**metrics, **penalty_metrics}
 
 
 def td3_actor_loss(
@@ -160,7 +201,8 @@ def _actor_objective(
     state: State, params: Any, batch: Transitions, actor_loss: ActorLoss
 ) -> tuple[jax.Array, Metrics]:
     pi_actions = state.actor.apply_fn({"params": params}, batch.observations)
-    q_pi = state.critic.apply_fn({"params": state.critic.params}, batch.observations, pi_actions)[0]
+    qs = state.critic.apply_fn({"params": state.critic.params}, batch.observations, pi_actions)
+    q_pi = qs.min(axis=0) if state.config.actor_q == "min" else qs[0]
     loss, extra = actor_loss(state.config, q_pi, pi_actions, batch)
     return loss, {"actor_loss": loss, "q_pi": q_pi.mean(), **extra}
 
@@ -183,6 +225,7 @@ def update(
     batch: Transitions,
     key: jax.Array,
     actor_loss: ActorLoss = td3_actor_loss,
+    target_penalty: TargetPenalty | None = None,
 ) -> tuple[State, Metrics]:
     """One TD3 update from B transitions: a critic step every call; an actor step and target
     updates every ``policy_freq`` calls (a ``lax.cond`` on the step counter). Pure; jit it, or
@@ -190,11 +233,14 @@ def update(
 
     ``actor_loss(config, q_pi, pi_actions, batch) -> (loss, extra_metrics)`` (optional, the
     hook TD3+BC uses) replaces TD3's ``-E[Q_θ1(s, π(s))]``: it receives ``q_pi = Q_θ1(s, π(s))``
-    (B,) and ``pi_actions = π(s)`` (B, A) and must return the same metric keys on every call
-    (both branches of the ``lax.cond`` report them).
+    (min_i Q_θi with ``actor_q='min'``) (B,) and ``pi_actions = π(s)`` (B, A) and must return
+    the same metric keys on every call
+    (both branches of the ``lax.cond`` report them). ``target_penalty(config, ã, batch) ->
+    (penalty, metrics)`` (optional, ReBRAC's hook) is subtracted from min_i Q_θ'i(s', ã) in
+    the critic target (see `critic_target`); ã is the smoothed target action (B, A).
     """
     do_actor = state.critic.step % state.config.policy_freq == 0
-    state, critic_metrics = update_critic(state, batch, key)
+    state, critic_metrics = update_critic(state, batch, key, target_penalty)
 
     def skip(s: State) -> tuple[State, Metrics]:
         _, metrics = _actor_objective(s, s.actor.params, batch, actor_loss)

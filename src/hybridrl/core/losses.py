@@ -273,6 +273,29 @@ def td3_bc_actor_loss(
     return -lam * jnp.mean(q_pi) + jnp.mean(jnp.square(pi_actions - data_actions))
 
 
+def squared_action_distance(a: Array, b: Array) -> jax.Array:
+    """Per-row ``||a - b||^2``, summed over action dimensions (shape (B,)): ReBRAC's BC
+    penalty (Tarasov et al., 2023; DT6A/ReBRAC @785aea7 ``rebrac.py`` ``update_actor`` and
+    ``update_critic``: ``((x - y) ** 2).sum(-1)``)."""
+    return jnp.sum(jnp.square(a - b), axis=-1)
+
+
+def rebrac_actor_loss(
+    q_pi: Array, pi_actions: Array, data_actions: Array, beta: float | Array
+) -> jax.Array:
+    """ReBRAC actor loss ``mean(beta * ||pi(s) - a||^2 - lambda * Q(s, pi(s)))``.
+
+    Tarasov et al. (2023, Eq. 2): ``lambda = 1 / mean|Q(s, pi(s))|`` is a constant
+    (stop-gradient; the official ``normalize_q``), Q is the minimum over the critics (the
+    caller passes it), and the BC term is summed over action dimensions, then averaged over the
+    batch. Unlike TD3+BC there is no alpha = 2.5: beta weighs the BC term instead. The
+    normalizer is floored at 1e-6 so an all-zero Q cannot produce NaN (the official code has
+    no floor).
+    """
+    lam = 1.0 / jnp.maximum(_sg(jnp.mean(jnp.abs(q_pi))), 1e-6)
+    return jnp.mean(beta * squared_action_distance(pi_actions, data_actions) - lam * q_pi)
+
+
 def bc_mse_loss(pred: Array, target: Array) -> jax.Array:
     """Deterministic behaviour cloning ``mean((pi(s) - a)^2)`` over batch and action dims."""
     return jnp.mean(jnp.square(pred - target))

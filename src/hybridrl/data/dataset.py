@@ -186,6 +186,14 @@ class Dataset:
         )
         return self.with_extras(mc_returns=mc)
 
+    def with_next_actions(self) -> Dataset:
+        """Adds ``extras['next_actions']`` and ``extras['has_next_action']`` (the next step's
+        action from episode order, zeros and mask 0 at episode ends; see
+        `hybridrl.data.transitions.next_actions`). Actions are as stored: a run builds its
+        own from the actions mapped onto [-1, 1]."""
+        na, has = tr.next_actions(self.transitions)
+        return self.with_extras(next_actions=na, has_next_action=has)
+
     def with_episode_ids(self) -> Dataset:
         return self.with_extras(episode_ids=tr.episode_ids(self.transitions))
 

@@ -250,6 +250,47 @@ def calql_mc_returns(
     return mc
 
 
+def next_actions(t: Transitions, atol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """The dataset's next action a'_t = a_{t+1} of every step, from episode order, and a mask
+    of the steps that have one (ReBRAC's critic penalty, Tarasov et al., 2023).
+
+    Returns ``(next_actions, has_next_action)``: ``next_actions[t] = actions[t + 1]`` and
+    ``has_next_action[t] = 1.0`` for a step that is not an episode's last; at an episode's
+    last step there is no recorded next action, so ``next_actions[t]`` is zeros and the mask
+    0.0. That covers
+
+    - a terminal step (``terminals``): the TD target does not bootstrap there anyway;
+    - a time-out step (``timeouts``): the target bootstraps from ``next_observations``, but
+      the action taken there was never recorded; a consumer must drop the term that needs it
+      (ReBRAC's penalty is multiplied by the mask);
+    - the last row of the data, whatever its flags (a trailing cut episode included).
+
+    Boundaries are never guessed: a step with no end flag whose ``next_observations`` differs
+    from the next row's observation (`find_discontinuities`) would pair it with another
+    episode's action, so it raises `DatasetError` instead.
+    """
+    n = len(t)
+    if t.actions.ndim < 2:
+        raise DatasetError(
+            "next actions need continuous (Box) actions of shape (N, A)", field="actions"
+        )
+    hidden = find_discontinuities(t, atol=atol)
+    if hidden.size:
+        raise DatasetError(
+            f"{hidden.size} step(s) (first: {int(hidden[0])}) have no end flag, but their next "
+            "observation is not the next row's observation: the next action is unknown there "
+            "(mark the episode boundaries with terminals or timeouts)",
+            field="next_observations",
+        )
+    actions = np.asarray(t.actions, np.float32)
+    valid = np.zeros(n, bool)
+    if n > 1:
+        valid[:-1] = ~t.episode_ends[:-1]
+    out = np.zeros_like(actions)
+    out[:-1] = np.where(valid[:-1, None], actions[1:], 0.0)
+    return out, valid.astype(np.float32)
+
+
 def concatenate(parts: list[Transitions]) -> Transitions:
     """Stack transitions end to end; extras must be present in every part."""
     if not parts:

@@ -115,7 +115,18 @@ def initial_learner(
     marks = agent_spec(recipe.agent).corruption_metrics and all(
         isinstance(p, Offline) and not p.hooks for p in recipe.phases
     )
-    t = data.offline_transitions(mc_returns=needs_mc, discount=discount, corruption_marks=marks)
+    # The dataset's next actions (ReBRAC), for offline phases whose agent reads them (an
+    # online phase that would is refused in `_check_agents`).
+    next_actions = any(
+        isinstance(p, Offline) and _updates(p) and agent_spec(agent).needs_next_actions(config)
+        for p, (agent, config) in zip(recipe.phases, plan.agent_chain, strict=True)
+    )
+    t = data.offline_transitions(
+        mc_returns=needs_mc,
+        discount=discount,
+        corruption_marks=marks,
+        next_actions=bool(next_actions),
+    )
     offline = from_dataset(t) if t is not None else None
     online = _online_buffer(recipe, data, plan, t)
     return Learner(recipe.agent, state, offline, online)
@@ -146,6 +157,12 @@ def _check_agents(recipe: Recipe, data: PreparedData, chain: list[tuple[str, Any
     for phase, (agent, config) in zip(recipe.phases, chain, strict=True):
         spec = agent_spec(agent)
         _check_action_kind(agent, data)
+        if isinstance(phase, Online) and _updates(phase) and spec.needs_next_actions(config):
+            raise HybridRLError(
+                f"phase '{phase.label}': agent '{agent}' reads the dataset's next actions "
+                "under this config, and online transitions have none (ReBRAC: set "
+                "critic_bc_coef to 0 for online phases, as rebrac_finetune does)"
+            )
         if isinstance(phase, OnPolicy) and not spec.on_policy:
             raise HybridRLError(
                 f"phase '{phase.label}' is on-policy, but agent '{agent}' learns from replay "

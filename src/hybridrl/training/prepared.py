@@ -15,6 +15,7 @@ import numpy as np
 from hybridrl.data.d4rl import d4rl_reference_scores
 from hybridrl.data.dataset import Dataset, check_against_spaces, with_env_spaces
 from hybridrl.data.transitions import Transitions, calql_mc_returns
+from hybridrl.data.transitions import next_actions as next_action_extras
 from hybridrl.envs.make import env_options, env_spaces, recorded_env_options
 from hybridrl.training.context import RunSettings
 from hybridrl.training.offline import unit_actions
@@ -92,13 +93,20 @@ class PreparedData:
         return t.replace(rewards=rewards.astype(np.float32))
 
     def offline_transitions(
-        self, *, mc_returns: bool, discount: float, corruption_marks: bool = False
+        self,
+        *,
+        mc_returns: bool,
+        discount: float,
+        corruption_marks: bool = False,
+        next_actions: bool = False,
     ) -> Transitions | None:
         """The dataset as the agent samples it: observations normalised, actions on
         [-1, 1], rewards scaled, and with ``mc_returns`` the Monte-Carlo returns (always
         recomputed, never a stored column: with this run's discount, reward scale and sparse
         rule, the same as the online ones). ``corruption_marks``: a ``corrupted`` extra,
-        1.0 on the rows any ``corrupted_<kind>`` extra marks, when the dataset has one."""
+        1.0 on the rows any ``corrupted_<kind>`` extra marks, when the dataset has one.
+        ``next_actions``: the ``next_actions`` and ``has_next_action`` extras (ReBRAC's
+        dataset next actions, on [-1, 1]; `hybridrl.data.transitions.next_actions`)."""
         ds = self.dataset
         if ds is None:
             return None
@@ -116,6 +124,9 @@ class PreparedData:
             keys.add("corrupted")
         t = unit_actions(ds)
         t = t.replace(extras={k: v for k, v in t.extras.items() if k in keys})
+        if next_actions:
+            na, has = next_action_extras(t)
+            t = t.replace(extras={**t.extras, "next_actions": na, "has_next_action": has})
         return self.scaled(t)
 
 

@@ -26,6 +26,8 @@ The registered presets, with the paper each follows and our deviations:
 - ``sac`` — online SAC from scratch (a baseline with no data).
 - ``riql`` — RIQL (Yang et al., 2024), robust IQL under data corruption, offline only:
   `hybridrl.training.riql`.
+- ``rebrac`` (also ``offline:rebrac``) and ``rebrac_finetune`` — ReBRAC (Tarasov et al.,
+  2023) offline and offline-to-online: `hybridrl.training.rebrac`.
 
 ``calql``, ``rlpd``, ``wsrl`` and ``wsrl_cql`` take the official sparse-reward (AntMaze)
 settings on a sparse-reward dataset (``reward_kind="auto"``; their ``sparse_variant``, also
@@ -545,6 +547,8 @@ RECIPES: dict[str, Callable[[], Recipe]] = {
     "ppo_buffer": ppo_buffer,
     "props": props,
     "riql": lambda: _riql(),
+    "rebrac": lambda: _rebrac("rebrac"),
+    "rebrac_finetune": lambda: _rebrac("rebrac_finetune"),
 }
 
 
@@ -552,6 +556,12 @@ def _riql() -> Recipe:
     from hybridrl.training.riql import riql  # that module imports Recipe from this one
 
     return riql()
+
+
+def _rebrac(name: str, **kwargs: Any) -> Recipe:
+    from hybridrl.training import rebrac  # that module imports Recipe from this one
+
+    return getattr(rebrac, name)(**kwargs)  # type: ignore[no-any-return]
 
 
 def offline_recipe(
@@ -563,6 +573,8 @@ def offline_recipe(
     for IQL (the official scaling on locomotion datasets, chosen from the dataset's metadata)
     and "none" otherwise; an explicit "return_range" is IQL's MuJoCo reward scaling on any
     dataset (see `Recipe`) and adds ``_rn`` to the name so that reports keep the two apart."""
+    if agent == "rebrac" and reward_normalization in (None, "none"):
+        return _rebrac("rebrac", updates=updates)  # its official batch of 1024
     if reward_normalization is None:
         reward_normalization = "auto" if agent == "iql" else "none"
     suffix = "_rn" if reward_normalization == "return_range" else ""
