@@ -202,3 +202,12 @@ def test_with_sampler_sets_every_phase_that_samples_the_dataset(tmp_path) -> Non
     with pytest.raises(HybridRLError, match="unknown sampler 'adv'"):
         get_recipe(str(bad))
     assert dataclasses.replace(recipe.phases[0], sampler="uniform").sampler == "uniform"
+
+
+def test_the_benchmark_recipe_file_is_offline_iql_with_aw() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    recipe = get_recipe(str(root / "benchmarks/sweeps/recipes/iql_offline_aw.toml"))
+    expected = with_sampler(get_recipe("offline:iql"), "advantage", 0.1)
+    assert recipe == dataclasses.replace(expected, name="iql_offline_aw")
