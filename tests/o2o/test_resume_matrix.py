@@ -22,6 +22,7 @@ from hybridrl.agents import agent_spec
 from hybridrl.training.phases import Offline, OnPolicy
 from hybridrl.training.recipes import RECIPES, Recipe, get_recipe
 from hybridrl.training.runner import Runner, run
+from hybridrl.training.weighting import with_sampler
 
 SETTINGS: dict[str, Any] = {
     "num_envs": 2,
@@ -43,6 +44,7 @@ class _Killed(BaseException):
 
 
 def _recipe(name: str) -> Recipe:
+    name, _, sampler = name.partition("@")  # NAME@SAMPLER: a trajectory-weighted sampler
     recipe = (
         get_recipe(name)
         .with_budget(
@@ -61,6 +63,8 @@ def _recipe(name: str) -> Recipe:
         )
         if recipe.agent == "props":  # behaviour updates inside rollouts and at their ends
             recipe = recipe.with_config(props_num_steps=2, props_update_epochs=2)
+    if sampler:
+        recipe = with_sampler(recipe, sampler)
     if "num_qs" in recipe.config:
         recipe = recipe.with_config(num_qs=2)
     if recipe.agent in ("cql", "calql"):
@@ -77,7 +81,12 @@ def _kinds(name: str) -> set[str]:
     return kinds | ({"switch"} if offline_then_more else set())
 
 
-CASES = [(n, w) for n in [*sorted(RECIPES), "offline:iql"] for w in WHERE if w in _kinds(n)]
+# NAME@SAMPLER: the recipe with a trajectory-weighted sampler (its CDF is derived from the
+# dataset, never checkpointed, so a resumed run must recompute the same one).
+WEIGHTED = ["rlpd@advantage", "offline:iql@return"]
+CASES = [
+    (n, w) for n in [*sorted(RECIPES), "offline:iql", *WEIGHTED] for w in WHERE if w in _kinds(n)
+]
 # The default tier kills each phase kind and each executor path at least once (offline,
 # the switch, a frozen warm-up, replay online with and without a dataset, mixed batches,
 # Monte-Carlo rows, the on-policy family with kept batches, a behaviour policy and discrete
@@ -89,6 +98,7 @@ DEFAULT_TIER = {
     ("iql_finetune", "offline"),
     ("calql", "online"),
     ("rlpd", "online"),
+    ("rlpd@advantage", "online"),
     ("sac", "online"),
     ("ppo_buffer", "on_policy"),
     ("ppo_discrete", "on_policy"),
@@ -137,7 +147,7 @@ def _reference(
 
         with monkeypatch.context() as m:
             m.setattr(Runner, "_checkpoint", recording)
-            result = _run(name, root / name.replace(":", "_"), dataset)
+            result = _run(name, root / name.replace(":", "_").replace("@", "_"), dataset)
         cache[name] = (result, categories)
     return cache[name]
 

@@ -151,6 +151,11 @@ def test_runner_axis_names_and_labels_trials() -> None:
         ({"recipe": ["iql_finetune"]}, "runner=d3rlpy", "offline training only"),
         ({"recipe": ["offline:awac"]}, "runner=d3rlpy", "agent 'awac' has no d3rlpy"),
         ({"set.actor_lr": [1e-4]}, "runner=d3rlpy", "set.actor_lr: only hidden_dims"),
+        (
+            {"recipe": ["benchmarks/sweeps/recipes/iql_offline_aw.toml"]},
+            "runner=d3rlpy",
+            "samples with 'advantage'; d3rlpy's runs sample uniformly",
+        ),
     ],
 )
 def test_bad_d3rlpy_trials_are_refused_naming_file_and_field(change, where, message) -> None:

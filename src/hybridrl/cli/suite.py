@@ -9,13 +9,16 @@ from typing import Annotated, Any
 import typer
 
 from hybridrl.cli._common import (
+    DOWNLOAD_HELP,
     HelpGroup,
     app,
+    load_dataset_arg,
+    refuse_overwrite,
 )
 from hybridrl.types import HybridRLError
 
 datasets_app = typer.Typer(
-    help="D4RL-style suites rebuilt locally: behaviour policies, builds.", cls=HelpGroup
+    help="D4RL-style suites rebuilt locally: behaviour policies, builds, mixes.", cls=HelpGroup
 )
 app.add_typer(datasets_app, name="datasets")
 
@@ -159,6 +162,46 @@ def datasets_build(
     typer.echo(
         f"built {entry.minari_id}: {s['transitions']} transitions, {s['episodes']} episodes, "
         f"mean return {s['return_mean']:.1f}, in {time.perf_counter() - start:.0f} s"
+    )
+
+
+@datasets_app.command("mix")
+def datasets_mix(
+    random: Annotated[str, typer.Option(help="The low-return source, e.g. a random dataset.")],
+    expert: Annotated[str, typer.Option(help="The high-return source, e.g. an expert dataset.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Where to write the mix.")],
+    expert_fraction: Annotated[
+        float, typer.Option(help="Fraction of the mix's transitions from --expert.")
+    ] = 0.05,
+    size: Annotated[
+        int | None, typer.Option(help="Transitions in the mix (default: --random's).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the episode draw.")] = 0,
+    name: Annotated[str | None, typer.Option(help="Dataset name in the metadata.")] = None,
+    download: Annotated[bool, typer.Option(help=DOWNLOAD_HELP)] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+) -> None:
+    """Mix two datasets by whole episodes, as trajectory weighting's random + x% expert sets
+    (Hong et al. 2023): (1 - f)·size transitions of --random and f·size of --expert, each
+    rounded up to whole episodes drawn without replacement.
+
+    Example: hybridrl datasets mix --random minari:hybridrl/hopper/random-v0
+    --expert minari:hybridrl/hopper/expert-v0 --expert-fraction 0.05 --out mix.npz
+    """
+    from hybridrl.data import save_dataset
+    from hybridrl.data.mix import mix_datasets
+
+    refuse_overwrite(out, overwrite)
+    low = load_dataset_arg(random, download)
+    high = load_dataset_arg(expert, download)
+    ds = mix_datasets(
+        low, high, expert_fraction, size=size, seed=seed, name=name, paths=(random, expert)
+    )
+    where = save_dataset(ds, out, overwrite=overwrite)
+    op = ds.metadata.provenance["transforms"][-1]
+    typer.echo(
+        f"wrote {where}: {len(ds)} transitions, {op['random_episodes']} + "
+        f"{op['expert_episodes']} episodes ({op['expert_transitions']} expert transitions)"
     )
 
 

@@ -78,6 +78,7 @@ def sample_mixed_with_mask(
     offline_ratio: float | jax.Array,
     *,
     permute: bool = False,
+    offline_cdf: jax.Array | None = None,
 ) -> tuple[Transitions, jax.Array]:
     """`sample_mixed` plus the per-row boolean mask ``is_offline`` of shape ``(batch_size,)``."""
     check_same_layout(offline.data, online.data, "sample_mixed (offline vs online buffer)")
@@ -88,7 +89,10 @@ def sample_mixed_with_mask(
         is_offline = jax.random.permutation(k_perm, is_offline)
     # Static shapes: draw a full batch from each source and pick per slot. Both draws are
     # i.i.d. uniform, so the rows kept from each source are still i.i.d. uniform.
-    off_rows = replay_sample(offline, k_off, batch_size)
+    if offline_cdf is None:
+        off_rows = replay_sample(offline, k_off, batch_size)
+    else:
+        off_rows = sample_weighted(offline, offline_cdf, k_off, batch_size)
     on_rows = replay_sample(online, k_on, batch_size)
 
     def pick(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -106,6 +110,7 @@ def sample_mixed(
     offline_ratio: float | jax.Array,
     *,
     permute: bool = False,
+    offline_cdf: jax.Array | None = None,
 ) -> Transitions:
     """A batch with a fraction ``offline_ratio`` of rows from ``offline``, the rest from ``online``.
 
@@ -122,9 +127,13 @@ def sample_mixed(
     ``offline.size == 0`` every row is online. Both buffers must have the same fields, extras
     keys and per-row shapes (checked at trace time, `HybridRLError` otherwise); online values
     are cast to the offline buffer's dtypes.
+
+    ``offline_cdf`` (from `probabilities_to_cdf`): draw the offline rows with those
+    probabilities (`sample_weighted`, e.g. trajectory weighting) instead of uniformly; the
+    online rows stay uniform. None (the default) is the uniform program, unchanged.
     """
     batch, _ = sample_mixed_with_mask(
-        offline, online, key, batch_size, offline_ratio, permute=permute
+        offline, online, key, batch_size, offline_ratio, permute=permute, offline_cdf=offline_cdf
     )
     return batch
 
@@ -152,6 +161,20 @@ def trajectory_weights(
     concentrates on the best trajectories. The authors' code normalises at different points in
     different versions; normalising the scores to [0, 1] before the softmax makes α
     scale-free across tasks, which is why it is the choice here.
+
+    Checked against the official code, Improbable-AI/harness-offline-rl:
+    ``d3rlpy_impls/weighted.py`` @ f88e210 (``RW``/``AW``, ``alpha = 0.1``) and
+    ``d3rlpy_examples/weighted_datasets.py`` @ cb6e709 (the replay-buffer wrappers). AW there
+    is exactly this: G per episode, V(s0) by scikit-learn ``LinearRegression`` (least squares
+    with intercept) on the first observations, A = G - V min-max normalised over transitions,
+    softmax(A / α) over transitions. RW differs: ``weighted.py`` takes softmax(G / α) of the
+    *raw* returns and then min-max normalises the resulting weights (so the lowest-return
+    episodes get probability 0), and ``weighted_datasets.py`` computes the min-max normalised
+    G but then applies the softmax to the raw G. With returns in the thousands and α = 0.1
+    both put all mass on the best episode(s); RW here normalises G to [0, 1] before the
+    softmax, as AW's advantages are, so α means the same for both (a documented deviation,
+    docs/trajectory_weighting.md). Official AW divides
+    by zero when every advantage is equal; here that case is uniform.
 
     Episodes come from `episode_slices`; a trailing incomplete episode is weighted like any
     other, by its partial return. With more observation dimensions than trajectories the

@@ -62,6 +62,11 @@ def check_trial(recipe: Any, options: Mapping[str, Any], sets: Mapping[str, Any]
             f"runner d3rlpy: recipe {recipe.name!r} must be offline training only "
             "(offline:AGENT or an offline-only recipe file)"
         )
+    if recipe.phases[0].sampler != "uniform":
+        raise HybridRLError(
+            f"runner d3rlpy: recipe {recipe.name!r} samples with "
+            f"{recipe.phases[0].sampler!r}; d3rlpy's runs sample uniformly"
+        )
     if recipe.agent not in AGENTS:
         raise HybridRLError(
             f"runner d3rlpy: agent {recipe.agent!r} has no d3rlpy counterpart here; "

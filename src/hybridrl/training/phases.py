@@ -264,17 +264,32 @@ class Phase:
         pass
 
 
+SAMPLERS = ("uniform", "return", "advantage")
+
+
 @dataclass(frozen=True)
 class Offline(Phase):
-    """``updates`` updates on uniform minibatches of ``batch_size`` dataset transitions."""
+    """``updates`` updates on minibatches of ``batch_size`` dataset transitions.
+
+    Attributes:
+        updates: agent updates.
+        batch_size: transitions per minibatch.
+        sampler: how dataset rows are drawn: "uniform", or trajectory weighting (Hong et al.,
+            ICLR 2023) by episode return ("return", RW) or by advantage over a linear V(s0)
+            ("advantage", AW); see `hybridrl.training.weighting`.
+        sampler_temperature: the softmax temperature α of RW/AW (the paper's 0.1).
+    """
 
     updates: int = 0
     batch_size: int = 256
+    sampler: str = "uniform"
+    sampler_temperature: float = 0.1
     kind: ClassVar[str] = "offline"
 
     def validate(self) -> None:
         _positive(self, "updates", self.updates, allow_zero=True)
         _positive(self, "batch_size", self.batch_size)
+        _check_sampler(self, self.sampler, self.sampler_temperature)
 
 
 @dataclass(frozen=True)
@@ -316,6 +331,9 @@ class Online(Phase):
         random_steps: the phase's first env steps use uniform random actions (SAC's
             "start steps", RLPD from scratch).
         update_after: no updates during the phase's first env steps.
+        sampler, sampler_temperature: how the dataset's share of each batch is drawn (as in
+            `Offline`); a weighted sampler needs ``offline_ratio > 0``. Online rows are
+            always uniform.
     """
 
     steps: int = 0
@@ -324,6 +342,8 @@ class Online(Phase):
     batch_size: int = 256
     random_steps: int = 0
     update_after: int = 0
+    sampler: str = "uniform"
+    sampler_temperature: float = 0.1
     kind: ClassVar[str] = "online"
 
     @property
@@ -339,6 +359,12 @@ class Online(Phase):
             )
         if self.updates_per_step < 0:
             raise HybridRLError(f"phase '{self.label}': updates_per_step must be >= 0")
+        _check_sampler(self, self.sampler, self.sampler_temperature)
+        if self.sampler != "uniform" and self.offline_ratio == 0:
+            raise HybridRLError(
+                f"phase '{self.label}': sampler {self.sampler!r} weights dataset rows, but "
+                "the phase samples none (offline_ratio is 0)"
+            )
 
 
 @dataclass(frozen=True)
@@ -412,6 +438,21 @@ def _construct(cls: type, data: dict[str, Any], what: str) -> Any:
 def _positive(phase: Phase, name: str, value: float, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
         raise HybridRLError(f"phase '{phase.label}': {name} must be positive, got {value}")
+
+
+def _check_sampler(phase: Phase, sampler: str, temperature: float) -> None:
+    if sampler not in SAMPLERS:
+        raise HybridRLError(
+            f"phase '{phase.label}': unknown sampler {sampler!r}; one of {', '.join(SAMPLERS)}"
+        )
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
+        raise HybridRLError(
+            f"phase '{phase.label}': sampler_temperature must be a number, got {temperature!r}"
+        )
+    if not (temperature > 0 and np.isfinite(temperature)):
+        raise HybridRLError(
+            f"phase '{phase.label}': sampler_temperature must be > 0, got {temperature}"
+        )
 
 
 def _jsonable(x: Any) -> Any:

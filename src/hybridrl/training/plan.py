@@ -22,6 +22,7 @@ from hybridrl.evaluation.stats import finetune_step
 from hybridrl.training.phases import Learner, Offline, Online, OnPolicy, Phase
 from hybridrl.training.prepared import PreparedData
 from hybridrl.training.recipes import Recipe
+from hybridrl.training.weighting import SamplerKey, phase_sampler, sampler_cdfs
 from hybridrl.types import HybridRLError
 
 
@@ -37,6 +38,10 @@ class RunPlan:
         switch_step: the env step of the offline-to-online switch, or None.
         finetune_step: the first env step at which the fine-tuned policy can differ from the
             pretrained one (see `hybridrl.evaluation.stats.finetune_step`).
+        sampler_cdfs: the device CDF of each weighted sampler setting ``(sampler,
+            temperature)`` the phases use (`hybridrl.training.weighting`); empty when every
+            phase samples uniformly.
+        sampler_records: what ``run.json`` records of each weighted phase's sampler.
     """
 
     agent_chain: list[tuple[str, Any]]
@@ -45,6 +50,13 @@ class RunPlan:
     online_extras: frozenset[str]
     switch_step: int | None
     finetune_step: int | None
+    sampler_cdfs: dict[SamplerKey, jax.Array] = dataclasses.field(default_factory=dict)
+    sampler_records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def offline_cdf(self, phase: Phase) -> jax.Array | None:
+        """The CDF the phase draws dataset rows with, or None (uniform)."""
+        key = phase_sampler(phase)
+        return None if key is None else self.sampler_cdfs[key]
 
     def phase_records(self, recipe: Recipe) -> list[dict[str, Any]]:
         return [
@@ -71,6 +83,7 @@ def plan_run(recipe: Recipe, data: PreparedData, seed: int) -> RunPlan:
         bounds.append((step, step + p.env_steps))
         step += p.env_steps
     switch = _switch_step(recipe.phases, bounds)
+    cdfs, sampler_records = sampler_cdfs(recipe.phases, data.dataset)
     records = [
         {"name": p.label, "kind": p.kind, "start_step": a, "end_step": b}
         for p, (a, b) in zip(recipe.phases, bounds, strict=True)
@@ -82,6 +95,8 @@ def plan_run(recipe: Recipe, data: PreparedData, seed: int) -> RunPlan:
         online_extras=frozenset({"mc_returns"} if online_mc else ()),
         switch_step=switch,
         finetune_step=finetune_step(records, switch),
+        sampler_cdfs=cdfs,
+        sampler_records=sampler_records,
     )
 
 

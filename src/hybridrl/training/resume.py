@@ -39,6 +39,10 @@ def check_fingerprint(run_json: Path, fingerprint: dict[str, Any], run_dir: Path
         old["recipe"].setdefault("reward_normalization", "none")
         old["recipe"].setdefault("reward_kind", "dense")
         old["recipe"].setdefault("observation_stats", "observations")
+        for phase in old["recipe"].get("phases", []):
+            if isinstance(phase, dict) and phase.get("phase") in ("offline", "online"):
+                phase.setdefault("sampler", "uniform")
+                phase.setdefault("sampler_temperature", 0.1)
     extended_from = last_phase_extension(old, new)
     if extended_from is not None:
         return extended_from

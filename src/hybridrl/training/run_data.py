@@ -14,7 +14,7 @@ import numpy as np
 
 from hybridrl.agents import agent_spec
 from hybridrl.data.replay import ReplayBuffer, replay_add, replay_sample
-from hybridrl.data.samplers import sample_mixed
+from hybridrl.data.samplers import sample_mixed, sample_weighted
 from hybridrl.data.transitions import Transitions, calql_mc_returns
 from hybridrl.training.context import RunSettings
 
@@ -25,6 +25,23 @@ def sample_buffer(data: ReplayBuffer, key: jax.Array, n: int) -> Transitions:
     return replay_sample(data, key, n)
 
 
+def sample_weighted_buffer(
+    data: tuple[ReplayBuffer, jax.Array], key: jax.Array, n: int
+) -> Transitions:
+    """Rows of ``data = (buffer, cdf)`` drawn with the CDF's probabilities (a phase's
+    trajectory-weighted sampler)."""
+    buffer, cdf = data
+    return sample_weighted(buffer, cdf, key, n)
+
+
+def offline_source(buffer: ReplayBuffer, cdf: jax.Array | None) -> tuple[Any, Any]:
+    """``(data, sample_fn)`` for `scan_updates` over the dataset: uniform (the buffer and
+    `sample_buffer`, the program as before) or weighted by ``cdf``."""
+    if cdf is None:
+        return buffer, sample_buffer
+    return (buffer, cdf), sample_weighted_buffer
+
+
 @cache
 def mixed_sampler(groups: int) -> Callable[[Any, jax.Array, int], Transitions]:
     """A sampler of ``n = groups × B`` rows made of ``groups`` minibatches that are *each*
@@ -32,12 +49,14 @@ def mixed_sampler(groups: int) -> Callable[[Any, jax.Array, int], Transitions]:
     ``utd_ratio`` consecutive minibatches, and RLPD's every critic step sees both halves.
     Cached per ``groups`` so that ``scan_updates`` sees one static function per value."""
 
-    def sample(
-        data: tuple[ReplayBuffer, ReplayBuffer, jax.Array], key: jax.Array, n: int
-    ) -> Transitions:
-        offline, online, ratio = data
+    def sample(data: tuple[Any, ...], key: jax.Array, n: int) -> Transitions:
+        # (offline, online, ratio) or, with a weighted offline sampler, (..., offline_cdf)
+        offline, online, ratio, *rest = data
+        cdf = rest[0] if rest else None
         keys = jax.random.split(key, groups)
-        parts = jax.vmap(lambda k: sample_mixed(offline, online, k, n // groups, ratio))(keys)
+        parts = jax.vmap(
+            lambda k: sample_mixed(offline, online, k, n // groups, ratio, offline_cdf=cdf)
+        )(keys)
         return jax.tree_util.tree_map(lambda x: x.reshape(n, *x.shape[2:]), parts)
 
     return sample

@@ -184,6 +184,8 @@ class Runner:
             "reward_kind": self.reward_kind,
             "switch_step": self.switch_step,
             "phases": self.plan.phase_records(self.recipe),
+            # Trajectory-weighted samplers (training/weighting.py): settings and weights.
+            "samplers": self.plan.sampler_records,
             "fingerprint": self.fingerprint(),
             "jax_backend": jax.default_backend(),
             # What `hybridrl export` needs besides the checkpoint (training/restore.py).

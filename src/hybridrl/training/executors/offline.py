@@ -21,7 +21,7 @@ from hybridrl.agents import get_agent
 from hybridrl.training.checkpoint import like_template
 from hybridrl.training.context import Counters, RunContext, RunSettings
 from hybridrl.training.phases import Learner, Offline
-from hybridrl.training.run_data import sample_buffer
+from hybridrl.training.run_data import offline_source
 from hybridrl.training.seeds import scan_updates_seeds, select_seed
 from hybridrl.training.updates import scan_updates
 from hybridrl.types import HybridRLError
@@ -47,6 +47,7 @@ def run_offline_phase(
         raise HybridRLError(f"phase '{phase.label}' needs the dataset, which was dropped")
     agent = get_agent(learner.agent_name)
     s = ctx.settings
+    data, sample_fn = offline_source(learner.offline, ctx.plan.offline_cdf(phase))
     with ctx.bar(phase, phase.updates, c.phase_progress, "upd") as bar:
         while c.phase_progress < phase.updates:
             n = _chunk(s, phase, c)
@@ -54,11 +55,11 @@ def run_offline_phase(
             state, metrics = scan_updates(
                 agent.update,
                 learner.state,
-                learner.offline,
+                data,
                 k,
                 num_updates=n,
                 batch_size=phase.batch_size,
-                sample_fn=sample_buffer,
+                sample_fn=sample_fn,
             )
             learner = dataclasses.replace(learner, state=state)
             c.phase_progress += n
@@ -115,7 +116,9 @@ def run_offline_phase_seeds(
     templates = [learner.state for learner in learners]
     states = stack_states(templates)
     stacked_keys = jnp.stack(list(keys))
-    data = learners[0].offline  # the same rows for every seed (one prepared dataset)
+    offline = learners[0].offline  # the same rows for every seed (one prepared dataset)
+    assert offline is not None
+    data, sample_fn = offline_source(offline, ctxs[0].plan.offline_cdf(phase))
     split = jax.vmap(jax.random.split)
 
     def learner_of(i: int) -> Learner:
@@ -134,7 +137,7 @@ def run_offline_phase_seeds(
                 ks,
                 num_updates=n,
                 batch_size=phase.batch_size,
-                sample_fn=sample_buffer,
+                sample_fn=sample_fn,
             )
             for c in counters:
                 c.phase_progress += n

@@ -42,6 +42,7 @@ from hybridrl.training.run_data import (
     add_rows,
     episode_with_mc,
     mixed_sampler,
+    offline_source,
     sample_buffer,
     with_extras,
 )
@@ -102,6 +103,7 @@ def _programs(agent: ModuleType) -> dict[str, Any]:
         online: ReplayBuffer,
         offline: ReplayBuffer | None,
         ratio: jax.Array,
+        cdf: jax.Array | None,
         rows: Transitions,
         k_update: jax.Array,
         key: jax.Array,
@@ -124,10 +126,13 @@ def _programs(agent: ModuleType) -> dict[str, Any]:
             data: Any = online
             sample_fn: Any = sample_buffer
             if source == "offline":
-                data = offline
+                assert offline is not None
+                data, sample_fn = offline_source(offline, cdf)
             elif source == "mixed":
                 assert offline is not None
                 data = (with_extras(offline, set(online.data.extras)), online, ratio)
+                if cdf is not None:  # the dataset's rows trajectory-weighted
+                    data = (*data, cdf)
                 sample_fn = mixed_sampler(groups)
             state, metrics = scan_updates(
                 agent.update,
@@ -198,6 +203,7 @@ def _segment(
     )
     static["batch_size"] = phase.batch_size if isinstance(phase, Online) else 0
     ratio_arr = jnp.asarray(ratio, jnp.float32)
+    cdf = ctx.plan.offline_cdf(phase) if mixing else None
     has_rows = mixing or int(online.size) > 0  # one read per segment: no update on no data
     x = data.normalize(obs)
     key, k_update, actions = fn["first"](
@@ -244,6 +250,7 @@ def _segment(
             online,
             offline,
             ratio_arr,
+            cdf,
             rows,
             k_update,
             key,
