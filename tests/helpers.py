@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 import jax
@@ -9,6 +10,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybridrl.data.transitions import Transitions
+
+
+def enable_x64(new_val: bool = True) -> AbstractContextManager[Any]:
+    """``jax.enable_x64(new_val)``: the context manager that turns 64-bit mode on for a block
+    (``jax.experimental.enable_x64`` before jax made it public, in releases the oldest
+    supported jax still covers)."""
+    public = getattr(jax, "enable_x64", None)
+    if public is not None:
+        return public(new_val)
+    from jax.experimental import enable_x64 as experimental
+
+    return experimental(new_val)
 
 
 def random_batch(

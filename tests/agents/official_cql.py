@@ -52,6 +52,7 @@ from flax import struct
 from hybridrl.agents import cql
 from hybridrl.data.transitions import Transitions
 from hybridrl.types import Array
+from tests.helpers import enable_x64
 
 Layers = list[tuple[jax.Array, jax.Array]]
 Params = dict[str, Any]
@@ -569,7 +570,7 @@ def check_update(
     """
     new, metrics = update(state, batch, key)
     draws = hybridrl_draws(state.config, key, batch.rewards.shape[0], batch.actions.shape[-1])
-    with jax.enable_x64(True):
+    with enable_x64(True):
         data, targets = official_batch(batch), official_targets(state)
         values, grads, aux = reference_step(official_params(state), targets, data, draws, settings)
 

@@ -49,6 +49,7 @@ import pytest
 from hybridrl.agents import cql
 from hybridrl.types import HybridRLError
 from tests.agents import official_cql as oc
+from tests.helpers import enable_x64
 
 HIDDEN, M = (8, 8), 3
 
@@ -121,7 +122,7 @@ def test_max_backup_adds_no_entropy_bonus_and_refuses_one(
     noise = np.asarray(
         oc.policy_noise(jax.random.split(k_target, 3)[0], oc.BATCH, oc.ACT_DIM, m), np.float64
     )
-    with jax.enable_x64(True):
+    with enable_x64(True):
         params, targets = oc.official_params(state), oc.official_targets(state)
         alpha = jnp.exp(params["log_alpha"])
         data = oc.official_batch(batch)

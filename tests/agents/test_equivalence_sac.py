@@ -56,6 +56,7 @@ import optax
 from hybridrl.agents import sac
 from hybridrl.data.transitions import Transitions
 from hybridrl.networks.ensemble import subsample_ensemble_min
+from tests.helpers import enable_x64
 
 RTOL = ATOL = 1e-5
 OBS_DIM, ACT_DIM = 3, 2
@@ -396,7 +397,7 @@ def official_update(
     critic step + Polyak per minibatch, then one actor and one temperature step on the LAST
     minibatch with the updated critics and the pre-update α. Fresh Adam states, as
     `with_recording` gives hybridrl. Float64 throughout."""
-    with jax.enable_x64(True):
+    with enable_x64(True):
         actor, critic, target = _jnp(ref.actor), _jnp(ref.critic), _jnp(ref.target)
         alpha = jnp.asarray(math.exp(ref.log_alpha), jnp.float64)
         critic_adam = _AdamState(_np(critic))

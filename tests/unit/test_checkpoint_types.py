@@ -14,9 +14,12 @@ from hybridrl.agents import iql
 from hybridrl.training.checkpoint import load_checkpoint, load_pytree, save_checkpoint, save_pytree
 
 
-def _avals(tree: object) -> list[str]:
-    return [str(jax.typeof(jnp.asarray(x) if not isinstance(x, jax.Array) else x))
-            for x in jax.tree_util.tree_leaves(tree)]  # fmt: skip
+def _avals(tree: object) -> list[tuple[str, tuple[int, ...], bool]]:
+    """Each leaf's abstract value (what a trace keys on): dtype, shape and weak type (spelled
+    out rather than ``jax.typeof``, which the oldest supported jax lacks)."""
+    leaves = [jnp.asarray(x) if not isinstance(x, jax.Array) else x
+              for x in jax.tree_util.tree_leaves(tree)]  # fmt: skip
+    return [(str(x.dtype), tuple(x.shape), bool(x.weak_type)) for x in leaves]
 
 
 def _state() -> iql.State:
