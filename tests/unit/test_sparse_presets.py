@@ -293,7 +293,7 @@ def test_the_cli_forces_a_reward_kind(monkeypatch, tmp_path):
 
     def fake_run(recipe: Recipe, env_id: str, **kwargs: Any) -> Any:
         calls.append(recipe)
-        return SimpleNamespace(summary={})
+        return SimpleNamespace(summary={}, run_dir=kwargs.get("run_dir"))
 
     monkeypatch.setattr(hybridrl.training.runner, "run", fake_run)
     base = ["run", "calql", "--env", "Pendulum-v1", "--out", str(Path(tmp_path) / "r")]
