@@ -86,20 +86,25 @@ def separate(pendulum_small, tmp_path_factory) -> dict[int, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def vmapped(pendulum_small, tmp_path_factory) -> tuple[Path, list[Any], list[str], list[int]]:
-    """The seeds as one vmapped run, recording how many seeds each compiled call held."""
-    root = tmp_path_factory.mktemp("vmapped")
-    lines: list[str] = []
-    calls: list[int] = []
+def _counting_seeds(calls: list[int]) -> Any:
+    """``scan_updates_seeds`` that appends the number of seeds of each compiled call."""
     original = offline_executor.scan_updates_seeds
 
     def recording(update_fn, states, data, keys, **kw):
         calls.append(int(keys.shape[0]))
         return original(update_fn, states, data, keys, **kw)
 
+    return recording
+
+
+@pytest.fixture(scope="module")
+def vmapped(pendulum_small, tmp_path_factory) -> tuple[Path, list[Any], list[str], list[int]]:
+    """The seeds as one vmapped run, recording how many seeds each compiled call held."""
+    root = tmp_path_factory.mktemp("vmapped")
+    lines: list[str] = []
+    calls: list[int] = []
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(offline_executor, "scan_updates_seeds", recording)
+        m.setattr(offline_executor, "scan_updates_seeds", _counting_seeds(calls))
         m.setattr(offline_executor, "scan_updates", None)  # the per-seed path must not run
         results = multi_seed.run_seeds(
             _recipe(),
@@ -176,14 +181,8 @@ def test_a_vmapped_run_killed_between_seeds_resumes_to_the_uninterrupted_one(
 
     lines: list[str] = []
     calls: list[int] = []
-    original_seeds = offline_executor.scan_updates_seeds
-
-    def recording(update_fn, states, data, keys, **kw):
-        calls.append(int(keys.shape[0]))
-        return original_seeds(update_fn, states, data, keys, **kw)
-
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(offline_executor, "scan_updates_seeds", recording)
+        m.setattr(offline_executor, "scan_updates_seeds", _counting_seeds(calls))
         resumed = multi_seed.run_seeds(
             _recipe(), "Pendulum-v1", **kw, resume=True, echo=lines.append, **SETTINGS
         )
