@@ -49,6 +49,19 @@ def test_set_config_changes_values_and_names_unknown_fields():
         SetConfig({"cql_alfa": 1.0}).apply(learner)
 
 
+def test_set_config_refuses_init_only_fields_it_could_not_honour():
+    learner = _calql_learner()
+    # The Adam built at init keeps its learning rate: changing the field would be a no-op.
+    with pytest.raises(HybridRLError, match=r"calql\.Config field\(s\) actor_lr, hidden_dims"):
+        SetConfig({"actor_lr": 1.0, "hidden_dims": (4,), "cql_alpha": 0.5}).apply(learner)
+    # calql redefines actor_lr; sac declares critic_lr: both count through the inheritance
+    with pytest.raises(HybridRLError, match=r"critic_lr"):
+        SetConfig({"critic_lr": 1.0}).apply(learner)
+    # restating the value in effect changes nothing, so it is allowed
+    same = SetConfig({"actor_lr": learner.state.config.actor_lr}).apply(learner)
+    assert same.state.config == learner.state.config
+
+
 def test_reset_optimizers_restores_fresh_adam_moments():
     state = sac.init(sac.Config(hidden_dims=(8,)), jax.random.PRNGKey(0), 3, 2)
     state, _ = jax.jit(sac.update)(

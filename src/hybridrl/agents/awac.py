@@ -47,7 +47,7 @@ from hybridrl.agents.iql import (
     policy_actions,
     weighted_regression_loss,
 )
-from hybridrl.agents.spec import AgentSpec
+from hybridrl.agents.spec import AgentSpec, init_only
 from hybridrl.core import losses
 from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TargetTrainState, TrainState
@@ -79,13 +79,13 @@ class Config:
         max_weight: clip of the weights (CORL ``exp_adv_max = 100``).
     """
 
-    hidden_dims: Sequence[int] = struct.field(pytree_node=False, default=(256, 256, 256))
-    log_std_min: float = struct.field(pytree_node=False, default=-6.0)
-    log_std_max: float = struct.field(pytree_node=False, default=0.0)
+    hidden_dims: Sequence[int] = init_only((256, 256, 256))
+    log_std_min: float = init_only(-6.0)
+    log_std_max: float = init_only(0.0)
     normalize_weights: bool = struct.field(pytree_node=False, default=False)
-    actor_lr: float = struct.field(pytree_node=False, default=3e-4)
-    critic_lr: float = struct.field(pytree_node=False, default=3e-4)
-    actor_lr_decay_steps: int | None = struct.field(pytree_node=False, default=None)
+    actor_lr: float = init_only(3e-4)
+    critic_lr: float = init_only(3e-4)
+    actor_lr_decay_steps: int | None = init_only(None)
     discount: float = 0.99
     tau: float = 0.005
     awac_lambda: float = 1.0

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from hybridrl.agents.spec import AgentSpec
+from hybridrl.agents.spec import AgentSpec, init_only
 from hybridrl.core import losses
 from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TrainState
@@ -65,12 +65,12 @@ class Config:
         actor_lr: Adam learning rate.
     """
 
-    hidden_dims: Sequence[int] = struct.field(pytree_node=False, default=(256, 256))
+    hidden_dims: Sequence[int] = init_only((256, 256))
     loss: str = struct.field(pytree_node=False, default="nll")
-    nll_actor: str = struct.field(pytree_node=False, default="gaussian")
-    log_std_min: float = struct.field(pytree_node=False, default=-5.0)
-    log_std_max: float = struct.field(pytree_node=False, default=2.0)
-    actor_lr: float = struct.field(pytree_node=False, default=3e-4)
+    nll_actor: str = init_only("gaussian")
+    log_std_min: float = init_only(-5.0)
+    log_std_max: float = init_only(2.0)
+    actor_lr: float = init_only(3e-4)
 
 
 @struct.dataclass

@@ -30,7 +30,7 @@ from flax import struct
 
 from hybridrl.agents import cql
 from hybridrl.agents.cql import Metrics, State, act, init
-from hybridrl.agents.spec import AgentSpec, utd_minibatches
+from hybridrl.agents.spec import AgentSpec, init_only, utd_minibatches
 from hybridrl.data.transitions import Transitions
 from hybridrl.types import HybridRLError
 
@@ -47,8 +47,8 @@ class Config(cql.Config):
 
     max_target_backup: bool = struct.field(pytree_node=False, default=True)
     # nakamotoo/Cal-QL @ ac6eafe JaxCQL/conservative_sac.py L30: policy_lr 1e-4 (actor, log α)
-    actor_lr: float = struct.field(pytree_node=False, default=1e-4)
-    temperature_lr: float = struct.field(pytree_node=False, default=1e-4)
+    actor_lr: float = init_only(1e-4)
+    temperature_lr: float = init_only(1e-4)
     enable_calql: bool = True
 
 

@@ -68,7 +68,7 @@ import numpy as np
 from flax import struct
 
 from hybridrl.agents import sac
-from hybridrl.agents.spec import AgentSpec, utd_minibatches
+from hybridrl.agents.spec import AgentSpec, init_only, utd_minibatches
 from hybridrl.core import losses
 from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TrainState
@@ -125,16 +125,16 @@ class Config(sac.Config):
     actor_q: str = struct.field(pytree_node=False, default="min")
     # JaxCQL's MuJoCo defaults (young-geng/JaxCQL @ bac4299 conservative_sac.py L33: policy_lr
     # 3e-4 for the actor and log α); Cal-QL's 1e-4 is `calql.Config`'s.
-    actor_lr: float = struct.field(pytree_node=False, default=3e-4)
-    temperature_lr: float = struct.field(pytree_node=False, default=3e-4)
+    actor_lr: float = init_only(3e-4)
+    temperature_lr: float = init_only(3e-4)
     # The official policy's log_std_offset = -1 (JaxCQL @ bac4299 model.py L106, L120 and
     # conservative_sac_main.py L40; Cal-QL @ ac6eafe conservative_sac_main.py L38).
-    actor_log_std_offset: float = struct.field(pytree_node=False, default=-1.0)
+    actor_log_std_offset: float = init_only(-1.0)
     # CQL, static
     lagrange: bool = struct.field(pytree_node=False, default=False)
     cql_subsample_critics: bool = struct.field(pytree_node=False, default=True)
-    lagrange_lr: float = struct.field(pytree_node=False, default=3e-4)
-    init_alpha_prime: float = struct.field(pytree_node=False, default=math.e)
+    lagrange_lr: float = init_only(3e-4)
+    init_alpha_prime: float = init_only(math.e)
     # CQL, traced
     cql_alpha: float = 5.0
     target_action_gap: float = 1.0

@@ -43,7 +43,7 @@ from flax import struct
 
 from hybridrl.agents import sac
 from hybridrl.agents.sac import Metrics
-from hybridrl.agents.spec import AgentSpec, utd_minibatches
+from hybridrl.agents.spec import AgentSpec, init_only, utd_minibatches
 from hybridrl.core import losses
 from hybridrl.data.transitions import Transitions
 from hybridrl.types import HybridRLError
@@ -95,10 +95,10 @@ class Config(sac.Config):
     dataset, and Adroit uses e.g. N = 20, η = 1000 with a 3e-5 policy learning rate).
     """
 
-    hidden_dims: Sequence[int] = struct.field(pytree_node=False, default=(256, 256, 256))
-    num_qs: int = struct.field(pytree_node=False, default=10)
+    hidden_dims: Sequence[int] = init_only((256, 256, 256))
+    num_qs: int = init_only(10)
     actor_q: str = struct.field(pytree_node=False, default="min")
-    actor_log_std_min: float = struct.field(pytree_node=False, default=-5.0)
+    actor_log_std_min: float = init_only(-5.0)
     eta: float = 1.0
 
     # The diversity term goes at a switch to SAC (`hybridrl.training.phases.SwitchAgent`).

@@ -71,7 +71,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from hybridrl.agents.spec import AgentSpec
+from hybridrl.agents.spec import AgentSpec, init_only
 from hybridrl.core import losses
 from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TargetTrainState, TrainState
@@ -119,19 +119,19 @@ class Config:
             (V(s') and the advantages from the V before the step; V, critic, actor steps).
     """
 
-    hidden_dims: Sequence[int] = struct.field(pytree_node=False, default=(256, 256))
-    actor: str = struct.field(pytree_node=False, default="gaussian")
-    dropout_rate: float | None = struct.field(pytree_node=False, default=None)
-    actor_lr: float = struct.field(pytree_node=False, default=3e-4)
-    critic_lr: float = struct.field(pytree_node=False, default=3e-4)
-    value_lr: float = struct.field(pytree_node=False, default=3e-4)
-    actor_lr_decay_steps: int | None = struct.field(pytree_node=False, default=None)
+    hidden_dims: Sequence[int] = init_only((256, 256))
+    actor: str = init_only("gaussian")
+    dropout_rate: float | None = init_only(None)
+    actor_lr: float = init_only(3e-4)
+    critic_lr: float = init_only(3e-4)
+    value_lr: float = init_only(3e-4)
+    actor_lr_decay_steps: int | None = init_only(None)
     discount: float = 0.99
     tau: float = 0.005
     expectile: float = 0.7
     temperature: float = 3.0
     max_weight: float = 100.0
-    num_qs: int = struct.field(pytree_node=False, default=2)
+    num_qs: int = init_only(2)
     value_quantile: float | None = None
     huber_delta: float | None = None
     critic_reduction: str = struct.field(pytree_node=False, default="sum")

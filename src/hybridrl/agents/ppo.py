@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from hybridrl.agents.spec import AgentSpec
+from hybridrl.agents.spec import AgentSpec, init_only
 from hybridrl.core import losses
 from hybridrl.core.distributions import Categorical, Normal
 from hybridrl.core.running_norm import RunningMeanStd
@@ -83,7 +83,7 @@ class Config:
         adam_eps: Adam's ε (CleanRL: 1e-5, not torch's 1e-8).
     """
 
-    hidden_dims: Sequence[int] = struct.field(pytree_node=False, default=(64, 64))
+    hidden_dims: Sequence[int] = init_only((64, 64))
     learning_rate: float = struct.field(pytree_node=False, default=3e-4)
     anneal_iterations: int = struct.field(pytree_node=False, default=0)
     discount: float = 0.99
@@ -101,8 +101,8 @@ class Config:
     normalize_rewards: bool = struct.field(pytree_node=False, default=True)
     observation_clip: float = 10.0
     reward_clip: float = 10.0
-    log_std_init: float = struct.field(pytree_node=False, default=0.0)
-    adam_eps: float = struct.field(pytree_node=False, default=1e-5)
+    log_std_init: float = init_only(0.0)
+    adam_eps: float = init_only(1e-5)
 
 
 def cleanrl_discrete_config(**overrides: Any) -> Config:

@@ -47,7 +47,7 @@ from hybridrl.agents.ppo import (
     sampling_error,
     update,
 )
-from hybridrl.agents.spec import AgentSpec
+from hybridrl.agents.spec import AgentSpec, init_only
 from hybridrl.core.train_state import TrainState
 from hybridrl.data.rollout import Rollout, gae
 
@@ -96,7 +96,7 @@ class Config(ppo.Config):
     ent_coef: float = 0.01
     target_kl: float | None = struct.field(pytree_node=False, default=0.03)
     props_num_steps: int = struct.field(pytree_node=False, default=1024)
-    props_learning_rate: float = struct.field(pytree_node=False, default=1e-4)
+    props_learning_rate: float = init_only(1e-4)
     props_clip_coef: float = 0.3
     props_lambda: float = 0.3
     props_target_kl: float | None = struct.field(pytree_node=False, default=0.05)

@@ -38,7 +38,7 @@ import numpy as np
 from flax import struct
 
 from hybridrl.agents import td3
-from hybridrl.agents.spec import AgentSpec
+from hybridrl.agents.spec import AgentSpec, init_only
 from hybridrl.core import losses
 from hybridrl.core.schedules import linear_decay
 from hybridrl.data.transitions import Transitions
@@ -98,10 +98,10 @@ class Config(td3.Config):
         min_decay_coef: the floor of the decay factor (official default 0.0).
     """
 
-    hidden_dims: Sequence[int] = struct.field(pytree_node=False, default=(256, 256, 256))
-    actor_lr: float = struct.field(pytree_node=False, default=1e-3)
-    critic_lr: float = struct.field(pytree_node=False, default=1e-3)
-    critic_layer_norm: bool = struct.field(pytree_node=False, default=True)
+    hidden_dims: Sequence[int] = init_only((256, 256, 256))
+    actor_lr: float = init_only(1e-3)
+    critic_lr: float = init_only(1e-3)
+    critic_layer_norm: bool = init_only(True)
     actor_q: str = struct.field(pytree_node=False, default="min")
     # rebrac_finetune.py's expl_noise (the offline code does not act).
     exploration_noise: float = 0.03

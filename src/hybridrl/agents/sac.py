@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from hybridrl.agents.spec import AgentSpec, utd_minibatches
+from hybridrl.agents.spec import AgentSpec, init_only, utd_minibatches
 from hybridrl.core import losses
 from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TargetTrainState, TrainState
@@ -82,26 +82,26 @@ class Config:
         tau: Polyak rate of the target critics.
     """
 
-    hidden_dims: Sequence[int] = struct.field(pytree_node=False, default=(256, 256))
-    num_qs: int = struct.field(pytree_node=False, default=2)
+    hidden_dims: Sequence[int] = init_only((256, 256))
+    num_qs: int = init_only(2)
     num_min_qs: int | None = struct.field(pytree_node=False, default=None)
-    critic_layer_norm: bool = struct.field(pytree_node=False, default=False)
-    actor_layer_norm: bool = struct.field(pytree_node=False, default=False)
-    critic_dropout: float | None = struct.field(pytree_node=False, default=None)
+    critic_layer_norm: bool = init_only(False)
+    actor_layer_norm: bool = init_only(False)
+    critic_dropout: float | None = init_only(None)
     utd_ratio: int = struct.field(pytree_node=False, default=1)
     backup_entropy: bool = struct.field(pytree_node=False, default=True)
     max_target_backup: bool = struct.field(pytree_node=False, default=False)
     num_samples: int = struct.field(pytree_node=False, default=10)
     actor_q: str = struct.field(pytree_node=False, default="mean")
-    actor_log_std_min: float = struct.field(pytree_node=False, default=-20.0)
-    actor_log_std_max: float = struct.field(pytree_node=False, default=2.0)
-    actor_log_std_offset: float = struct.field(pytree_node=False, default=0.0)
-    actor_lr: float = struct.field(pytree_node=False, default=3e-4)
-    critic_lr: float = struct.field(pytree_node=False, default=3e-4)
-    temperature_lr: float = struct.field(pytree_node=False, default=3e-4)
-    init_temperature: float = struct.field(pytree_node=False, default=1.0)
-    target_entropy: float | None = struct.field(pytree_node=False, default=None)
-    target_entropy_scale: float = struct.field(pytree_node=False, default=1.0)
+    actor_log_std_min: float = init_only(-20.0)
+    actor_log_std_max: float = init_only(2.0)
+    actor_log_std_offset: float = init_only(0.0)
+    actor_lr: float = init_only(3e-4)
+    critic_lr: float = init_only(3e-4)
+    temperature_lr: float = init_only(3e-4)
+    init_temperature: float = init_only(1.0)
+    target_entropy: float | None = init_only(None)
+    target_entropy_scale: float = init_only(1.0)
     discount: float = 0.99
     tau: float = 0.005
 

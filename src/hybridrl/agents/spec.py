@@ -7,9 +7,32 @@ refuses a module without one.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+INIT_ONLY = "init_only"
+
+
+def init_only(default: Any) -> Any:
+    """A config field that is read once, when ``init`` builds the state: network sizes, the
+    optimizers' learning rates, initial values. Static (not a traced leaf), and a
+    `hybridrl.training.phases.SetConfig` hook refuses to change it, since the built networks
+    and optimizers would silently keep the old value."""
+    return dataclasses.field(default=default, metadata={"pytree_node": False, INIT_ONLY: True})
+
+
+def init_only_fields(config: Any) -> frozenset[str]:
+    """Names of the `init_only` fields of ``config`` (an instance or a Config class). A field
+    is init-only when any Config class it inherits from declares it so: a subclass that
+    redefines only a default keeps the base's declaration."""
+    cls = config if isinstance(config, type) else type(config)
+    names: set[str] = set()
+    for base in cls.__mro__:
+        if dataclasses.is_dataclass(base):
+            names.update(f.name for f in dataclasses.fields(base) if f.metadata.get(INIT_ONLY))
+    return frozenset(names)
 
 
 def _never(config: Any) -> bool:

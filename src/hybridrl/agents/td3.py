@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from hybridrl.agents.spec import AgentSpec
+from hybridrl.agents.spec import AgentSpec, init_only
 from hybridrl.core import losses
 from hybridrl.core.optim import adam
 from hybridrl.core.train_state import TargetTrainState
@@ -82,16 +82,16 @@ class Config:
             (min over both critics, ReBRAC).
     """
 
-    hidden_dims: Sequence[int] = struct.field(pytree_node=False, default=(256, 256))
-    actor_lr: float = struct.field(pytree_node=False, default=3e-4)
-    critic_lr: float = struct.field(pytree_node=False, default=3e-4)
+    hidden_dims: Sequence[int] = init_only((256, 256))
+    actor_lr: float = init_only(3e-4)
+    critic_lr: float = init_only(3e-4)
     policy_freq: int = struct.field(pytree_node=False, default=2)
     discount: float = 0.99
     tau: float = 0.005
     policy_noise: float = 0.2
     noise_clip: float = 0.5
     exploration_noise: float = 0.1
-    critic_layer_norm: bool = struct.field(pytree_node=False, default=False)
+    critic_layer_norm: bool = init_only(False)
     actor_q: str = struct.field(pytree_node=False, default="first")
 
 

@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import jax
 import numpy as np
 
+from hybridrl.agents.spec import init_only_fields
 from hybridrl.data.replay import ReplayBuffer, replay_add
 from hybridrl.types import HybridRLError
 
@@ -84,7 +85,9 @@ class SetConfig(Hook):
     """Replace agent config fields, e.g. ``SetConfig({"cql_alpha": 0.0})``.
 
     Numeric (traced) fields change without recompiling; structural ones (``utd_ratio``,
-    ``backup_entropy``) recompile the update once. Unknown names raise `HybridRLError`.
+    ``backup_entropy``) recompile the update once. Unknown names raise `HybridRLError`, and
+    so does a change of an init-only field (`hybridrl.agents.spec.init_only`: learning
+    rates, network sizes), which the already-built networks and optimizers would ignore.
     """
 
     values: Mapping[str, Any] = field(default_factory=dict)
@@ -98,6 +101,17 @@ class SetConfig(Hook):
             raise HybridRLError(
                 f"set_config: {type(config).__module__}.Config has no field(s) "
                 f"{', '.join(unknown)}; fields: {', '.join(sorted(names))}"
+            )
+        fixed = sorted(
+            name
+            for name in set(self.values) & init_only_fields(config)
+            if self.values[name] != getattr(config, name)
+        )
+        if fixed:
+            raise HybridRLError(
+                f"set_config: {type(config).__module__}.Config field(s) {', '.join(fixed)} are "
+                "read only when the agent state is built (networks, optimizers), so changing "
+                "them at a switch would be ignored; set them in the recipe's config instead"
             )
         new_config = dataclasses.replace(config, **dict(self.values))
         state = dataclasses.replace(learner.state, config=new_config)
