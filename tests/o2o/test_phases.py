@@ -118,11 +118,19 @@ def test_phases_and_hooks_round_trip_through_dicts():
     for name in RECIPES:
         recipe = get_recipe(name)
         again = Recipe.from_dict(json.loads(json.dumps(recipe.to_dict())))
-        # the data round-trips; a preset's Recipe subclass (rebrac's DecayingRecipe, whose
-        # with_budget re-syncs its decay) comes back as a plain Recipe with the same fields
-        data = {f.name: getattr(recipe, f.name) for f in dataclasses.fields(Recipe)}
-        assert again == dataclasses.replace(Recipe(**data), config=again.config)
+        assert type(recipe) is Recipe  # presets are data: nothing is lost on the way
+        assert again == dataclasses.replace(recipe, config=again.config)
         assert again.to_dict() == recipe.to_dict()
+    # a budget rule survives the trip: the copy re-syncs ReBRAC's decay as the preset does
+    finetune = get_recipe("rebrac_finetune")
+    copy = Recipe.from_dict(json.loads(json.dumps(finetune.to_dict())))
+    for budget in ({"online_steps": 1000}, {"offline_updates": 500, "online_steps": 200}):
+        assert copy.with_budget(**budget) == finetune.with_budget(**budget)
+    switch = copy.with_budget(offline_updates=500, online_steps=200).phases[1].hooks[0]
+    assert switch.values["actor_bc_decay_start"] == 500.0
+    assert switch.values["actor_bc_decay_updates"] == 200.0
+    with pytest.raises(HybridRLError, match="unknown budget_rules nope"):
+        Recipe.from_dict({**finetune.to_dict(), "budget_rules": ["nope"]})
     with pytest.raises(HybridRLError, match="unknown hook 'reset'"):
         hook_from_dict({"hook": "reset"})
     with pytest.raises(HybridRLError, match="unknown phase kind 'pretrain'"):

@@ -274,13 +274,15 @@ def test_a_run_writes_the_choice_to_run_json_and_resumes_consistently(maze, tmp_
 
 
 def test_an_older_dense_run_json_still_resumes(tmp_path):
-    """Runs written before reward_kind existed have no such key: they count as dense."""
+    """Runs written before reward_kind and budget_rules existed have no such keys: they
+    count as dense and without budget rules."""
     from hybridrl.training.resume import check_fingerprint
 
     recipe = get_recipe("calql").for_reward_kind("dense")
     fingerprint = {"recipe": recipe.to_dict(), "settings": {}, "dataset": None}
     old = json.loads(json.dumps(fingerprint))
     del old["recipe"]["reward_kind"]
+    del old["recipe"]["budget_rules"]
     (tmp_path / "run.json").write_text(json.dumps({"fingerprint": old}))
     assert check_fingerprint(tmp_path / "run.json", fingerprint, tmp_path) is None
 

@@ -12,7 +12,6 @@ docs/agents/rebrac.md lists the deviations.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 from hybridrl.training.phases import Offline, Online, SetConfig
 from hybridrl.training.recipes import Recipe
@@ -41,21 +40,11 @@ def rebrac(updates: int = UPDATES) -> Recipe:
     return recipe
 
 
-@dataclass(frozen=True)
-class DecayingRecipe(Recipe):
-    """A `Recipe` whose online phases set ReBRAC's β_a decay (``actor_bc_decay_start``,
-    ``actor_bc_decay_updates``) in a `SetConfig` hook: `with_budget` recomputes both from the
-    new phase lengths, so ``--offline-updates``/``--online-steps`` keep the decay over the
-    whole online phase instead of leaving stale numbers."""
-
-    def with_budget(self, **budget: int | None) -> Recipe:
-        return sync_decay(super().with_budget(**budget))
-
-
 def sync_decay(recipe: Recipe) -> Recipe:
     """``recipe`` with every online phase's decay hook set from the phase lengths: the decay
     starts at the update count the phase starts at and lasts its ``steps ×
-    updates_per_step`` updates."""
+    updates_per_step`` updates. The budget rule ``rebrac_actor_bc_decay``
+    (`hybridrl.training.recipes.BUDGET_RULES`), so `Recipe.with_budget` re-syncs it."""
     phases, count = [], 0.0
     for p in recipe.phases:
         if isinstance(p, Online):
@@ -92,7 +81,7 @@ def rebrac_finetune(offline_updates: int = FT_UPDATES, online_steps: int = FT_ST
             "actor_bc_decay_updates": 0.0,
         }
     )
-    base = DecayingRecipe(
+    base = Recipe(
         name="rebrac_finetune",
         agent="rebrac",
         config={"actor_lr": FT_LR, "critic_lr": FT_LR, "exploration_noise": 0.03},
@@ -107,6 +96,8 @@ def rebrac_finetune(offline_updates: int = FT_UPDATES, online_steps: int = FT_ST
                 hooks=(switch,),
             ),
         ),
+        # --offline-updates/--online-steps recompute the decay's start and length
+        budget_rules=("rebrac_actor_bc_decay",),
         description="ReBRAC fine-tuning: 50/50 offline/online batches, critic penalty off "
         "online, actor penalty decaying linearly to 0 (Tarasov et al., 2023)",
     )

@@ -42,6 +42,7 @@ Budgets: the presets carry the papers' step counts for MuJoCo (1M pretraining up
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import math
 import numbers
@@ -123,6 +124,10 @@ class Recipe:
             records the choice and its reason (``reward_kind``).
         sparse_variant: the recipe to run on sparse-reward data (its own ``reward_kind`` is
             "sparse"), or None.
+        budget_rules: names of `BUDGET_RULES` that `with_budget` applies after changing
+            the phase lengths, for config values computed from them (``rebrac_actor_bc_decay``:
+            ReBRAC's online β_a decay spans the online phase). Data, so a recipe read back from
+            TOML or ``run.json`` re-syncs them as the preset does.
         description: one line for ``hybridrl recipes``.
     """
 
@@ -137,6 +142,7 @@ class Recipe:
     reward_normalization: str = "none"
     reward_kind: str = "dense"
     sparse_variant: Recipe | None = None
+    budget_rules: tuple[str, ...] = ()
     description: str = ""
 
     def validate(self) -> None:
@@ -167,6 +173,12 @@ class Recipe:
             raise HybridRLError(
                 f"recipe '{self.name}': reward_normalization={self.reward_normalization!r} "
                 "is computed from a dataset, and the recipe uses none"
+            )
+        unknown_rules = sorted(set(self.budget_rules) - set(BUDGET_RULES))
+        if unknown_rules:
+            raise HybridRLError(
+                f"recipe '{self.name}': unknown budget_rules {', '.join(unknown_rules)}; "
+                f"known: {', '.join(sorted(BUDGET_RULES))}"
             )
         if self.observation_stats not in OBSERVATION_STATS:
             raise HybridRLError(
@@ -294,9 +306,12 @@ class Recipe:
                 random_steps=random_steps,
                 on_policy_steps=on_policy_steps,
             )
-        return dataclasses.replace(
+        recipe = dataclasses.replace(
             self, phases=tuple(phases), config=config, sparse_variant=variant
         )
+        for rule in self.budget_rules:
+            recipe = budget_rule(rule)(recipe)
+        return recipe
 
     def with_config(self, **overrides: Any) -> Recipe:
         """The recipe with agent config overrides (its sparse variant's too: an explicit
@@ -320,6 +335,7 @@ class Recipe:
             "reward_bias": float(self.reward_bias),
             "reward_normalization": self.reward_normalization,
             "reward_kind": self.reward_kind,
+            "budget_rules": list(self.budget_rules),
             "description": self.description,
             "phases": [p.to_dict() for p in self.phases],
         }
@@ -343,9 +359,28 @@ class Recipe:
             data["sparse_variant"] = Recipe.from_dict(
                 data["sparse_variant"], source=f"{source} (sparse_variant)"
             )
+        if "budget_rules" in data:
+            rules = data["budget_rules"]
+            if isinstance(rules, str) or not all(isinstance(r, str) for r in rules):
+                raise HybridRLError(f"{source}: budget_rules must be a list of names")
+            data["budget_rules"] = tuple(rules)
         recipe = Recipe(name=name, agent=agent, phases=phases, **data)
         recipe.validate()
         return recipe
+
+
+# The rules a recipe's ``budget_rules`` may name: ``module:function`` of a ``Recipe ->
+# Recipe``, imported when used (the modules import `Recipe` from this one).
+BUDGET_RULES: dict[str, str] = {
+    "rebrac_actor_bc_decay": "hybridrl.training.rebrac:sync_decay",
+}
+
+
+def budget_rule(name: str) -> Callable[[Recipe], Recipe]:
+    """The function a ``budget_rules`` name stands for."""
+    module, _, function = BUDGET_RULES[name].partition(":")
+    rule: Callable[[Recipe], Recipe] = getattr(importlib.import_module(module), function)
+    return rule
 
 
 # ------------------------------------------------------------------------------- presets

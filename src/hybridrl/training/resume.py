@@ -39,6 +39,9 @@ def check_fingerprint(run_json: Path, fingerprint: dict[str, Any], run_dir: Path
         old["recipe"].setdefault("reward_normalization", "none")
         old["recipe"].setdefault("reward_kind", "dense")
         old["recipe"].setdefault("observation_stats", "observations")
+        old["recipe"].setdefault("budget_rules", [])
+        if isinstance(old["recipe"].get("sparse_variant"), dict):
+            old["recipe"]["sparse_variant"].setdefault("budget_rules", [])
         for phase in old["recipe"].get("phases", []):
             if isinstance(phase, dict) and phase.get("phase") in ("offline", "online"):
                 phase.setdefault("sampler", "uniform")
