@@ -204,10 +204,13 @@ def test_with_sampler_sets_every_phase_that_samples_the_dataset(tmp_path) -> Non
     assert dataclasses.replace(recipe.phases[0], sampler="uniform").sampler == "uniform"
 
 
-def test_the_benchmark_recipe_file_is_offline_iql_with_aw() -> None:
+@pytest.mark.parametrize("agent", ["iql", "td3_bc"])
+def test_the_benchmark_recipe_files_are_the_offline_recipes_with_aw(agent: str) -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    recipe = get_recipe(str(root / "benchmarks/sweeps/recipes/iql_offline_aw.toml"))
-    expected = with_sampler(get_recipe("offline:iql"), "advantage", 0.1)
-    assert recipe == dataclasses.replace(expected, name="iql_offline_aw")
+    recipe = get_recipe(str(root / f"benchmarks/sweeps/recipes/{agent}_offline_aw.toml"))
+    expected = with_sampler(get_recipe(f"offline:{agent}"), "advantage", 0.1)
+    assert recipe == dataclasses.replace(
+        expected, name=f"{agent}_offline_aw", description=recipe.description
+    )
