@@ -413,7 +413,8 @@ def ppo_clip_fraction(log_ratio: Array, clip_coef: float | Array) -> jax.Array:
 def value_smoothness_loss(
     q_clean: Array, q_perturbed: Array, tau: float | Array = 0.2
 ) -> jax.Array:
-    """RO2O's asymmetric value smoothness ``mean_b max_k mean_i ℓ_τ(Q_i(s_b+δ_k, a_b) - Q_i(s_b, a_b))``.
+    """RO2O's asymmetric value smoothness, ``mean_b max_k mean_i ℓ_τ(Δ_ibk)`` with
+    ``Δ_ibk = Q_i(s_b + δ_k, a_b) - Q_i(s_b, a_b)``.
 
     With ``Δ = Q_i(s + δ_k, a) - Q_i(s, a)``, ``ℓ_τ(Δ) = (1 - τ) max(Δ, 0)^2 + τ min(Δ, 0)^2``:
     with τ = 0.2 (hard-coded ``q_smooth_tau`` of the official ``get_qf_loss``) a perturbed
@@ -435,7 +436,8 @@ def value_smoothness_loss(
 
 
 def ood_uncertainty_loss(q_ood: Array, uncertainty_weight: float | Array) -> jax.Array:
-    """RO2O's OOD penalty ``mean_{i,m} (Q_i(ŝ_m, â_m) - sg[Q_i(ŝ_m, â_m) - α_u std_j Q_j(ŝ_m, â_m)])^2``.
+    """RO2O's OOD penalty ``mean_{i,m} (Q_im - sg[Q_im - α_u std_j Q_jm])^2``, with
+    ``Q_im = Q_i(ŝ_m, â_m)``.
 
     At perturbed states ŝ with policy actions â ~ π(·|ŝ), each head is regressed onto itself
     minus α_u times the ensemble's standard deviation there: its value is ``α_u^2 mean(std^2)``
@@ -475,7 +477,8 @@ def symmetric_gaussian_kl(
 def policy_smoothness_loss(
     mean: Array, log_std: Array, mean_perturbed: Array, log_std_perturbed: Array
 ) -> jax.Array:
-    """RO2O's policy smoothness ``mean_b max_k [KL(π(s_b) ‖ π(s_b+δ_k)) + KL(π(s_b+δ_k) ‖ π(s_b))]``.
+    """RO2O's policy smoothness,
+    ``mean_b max_k [KL(π(s_b) ‖ π(s_b + δ_k)) + KL(π(s_b + δ_k) ‖ π(s_b))]``.
 
     π is the actor's Gaussian *before* the tanh squashing (the official ``get_policy_loss``
     compares ``Normal(mu, std)`` of the clean and perturbed states), so the KL has the closed

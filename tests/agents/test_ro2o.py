@@ -1,0 +1,212 @@
+"""RO2O = SAC-N + value smoothness + OOD penalty (critic) + policy smoothness (actor): the
+SAC hook is inert when unused, the regularisers are the core terms on fresh perturbations,
+the α_u schedule reads the state, zero weights reduce to SAC-N, and the switch to SAC."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hybridrl.agents import ro2o, sac
+from hybridrl.core import losses
+from hybridrl.data.transitions import Transitions
+from hybridrl.training.phases import Learner, SwitchAgent
+from hybridrl.types import HybridRLError
+from tests.helpers import random_batch
+
+OBS_DIM, ACT_DIM, B = 4, 2, 8
+
+
+def _batch(key: jax.Array, n: int = B) -> Transitions:
+    return random_batch(key, n, OBS_DIM, ACT_DIM, terminal_every=3)
+
+
+def _state(**overrides: Any) -> ro2o.State:
+    config = ro2o.Config(hidden_dims=(16, 16), num_qs=3, num_perturb=4, **overrides)
+    return ro2o.init(config, jax.random.PRNGKey(0), OBS_DIM, ACT_DIM)
+
+
+def _leaves_equal(a: Any, b: Any) -> None:
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def _update_actor_before_the_hook(state: sac.State, batch: Transitions, key: jax.Array):
+    """`sac.update_actor` as it was before ``actor_regularizer`` existed (a frozen copy)."""
+    alpha = state.temperature.apply_fn({"params": state.temperature.params})
+    k_pi, k_drop = jax.random.split(key)
+
+    def loss_fn(params):
+        dist = state.actor.apply_fn({"params": params}, batch.observations)
+        actions, log_probs = dist.sample_and_log_prob(k_pi)
+        qs = sac.critic_apply(state, state.critic.params, batch.observations, actions, k_drop)
+        q = qs.mean(axis=0) if state.config.actor_q == "mean" else qs.min(axis=0)
+        return losses.sac_actor_loss(log_probs, q, alpha), log_probs
+
+    (actor_loss, log_probs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.actor.params)
+    actor = state.actor.apply_gradients(grads=grads)
+
+    def temp_loss_fn(params):
+        a = state.temperature.apply_fn({"params": params})
+        return losses.temperature_loss(a, log_probs, state.target_entropy)
+
+    temp_loss, temp_grads = jax.value_and_grad(temp_loss_fn)(state.temperature.params)
+    temperature = state.temperature.apply_gradients(grads=temp_grads)
+    metrics = {
+        "actor_loss": actor_loss,
+        "entropy": -log_probs.mean(),
+        "temperature": alpha,
+        "temperature_loss": temp_loss,
+    }
+    return dataclasses.replace(state, actor=actor, temperature=temperature), metrics
+
+
+@pytest.mark.parametrize("actor_q", ["mean", "min"])
+def test_sac_without_actor_regularizer_is_bit_identical_to_before_the_hook(actor_q):
+    config = sac.Config(hidden_dims=(16, 16), num_qs=3, actor_q=actor_q)
+    state = sac.init(config, jax.random.PRNGKey(0), OBS_DIM, ACT_DIM)
+    batch, key = _batch(jax.random.PRNGKey(1)), jax.random.PRNGKey(2)
+    new, metrics = jax.jit(sac.update_actor)(state, batch, key)
+    old, old_metrics = jax.jit(_update_actor_before_the_hook)(state, batch, key)
+    _leaves_equal(new, old)
+    assert set(metrics) == set(old_metrics)
+    for k in metrics:
+        np.testing.assert_array_equal(metrics[k], old_metrics[k])
+
+
+def test_actor_regularizer_adds_its_loss_and_keeps_the_sac_noise():
+    state = sac.init(
+        sac.Config(hidden_dims=(16, 16), num_qs=2), jax.random.PRNGKey(0), OBS_DIM, ACT_DIM
+    )
+    batch, key = _batch(jax.random.PRNGKey(1)), jax.random.PRNGKey(2)
+    seen: dict[str, Any] = {}
+
+    def reg(s, params, b, k):
+        seen["key"] = k
+        # pulls the mean head's bias towards 5: a gradient the SAC loss alone does not have
+        w = params["mean"]["bias"]
+        loss = jnp.sum((w - 5.0) ** 2)
+        return loss, {"my_term": loss}
+
+    plain, m_plain = sac.update_actor(state, batch, key)
+    hooked, m_hooked = sac.update_actor(state, batch, key, reg)
+    # the SAC part is computed with the same samples: the reported actor_loss is identical
+    np.testing.assert_array_equal(m_plain["actor_loss"], m_hooked["actor_loss"])
+    assert "my_term" in m_hooked and "my_term" not in m_plain
+    assert not np.array_equal(seen["key"], key)  # its own key
+    # the hook's gradient moved the bias towards 5 further than SAC alone
+    before = np.asarray(state.actor.params["mean"]["bias"])
+    d_plain = np.asarray(plain.actor.params["mean"]["bias"]) - before
+    d_hooked = np.asarray(hooked.actor.params["mean"]["bias"]) - before
+    assert np.all(d_hooked > d_plain)
+    # temperature step is unchanged (it reads log π of the SAC samples only)
+    _leaves_equal(plain.temperature, hooked.temperature)
+
+
+def test_critic_regularizer_is_the_core_terms_on_its_perturbations():
+    state = _state(beta_qsmooth=0.3, beta_ood=0.7)
+    batch, key = _batch(jax.random.PRNGKey(1)), jax.random.PRNGKey(5)
+    total, metrics = ro2o.critic_regularizer(state, state.critic.params, batch, key)
+    np.testing.assert_allclose(
+        total, 0.3 * metrics["q_smooth_loss"] + 0.7 * metrics["ood_loss"], rtol=1e-6
+    )
+    assert float(metrics["q_smooth_loss"]) > 0 and float(metrics["ood_loss"]) > 0
+    # α_u = ood_reg_init at critic step 0
+    np.testing.assert_allclose(metrics["ood_weight"], 1.0)
+    # a different key, different perturbations
+    other, _ = ro2o.critic_regularizer(state, state.critic.params, batch, jax.random.PRNGKey(6))
+    assert not np.allclose(total, other)
+    # differentiable in the critic params, with gradient in every layer
+    grads = jax.grad(lambda p: ro2o.critic_regularizer(state, p, batch, key)[0])(
+        state.critic.params
+    )
+    assert all(float(jnp.abs(g).sum()) > 0 for g in jax.tree_util.tree_leaves(grads))
+
+
+def test_actor_regularizer_is_zero_for_a_state_independent_policy():
+    state = _state(beta_policy=2.0)
+    batch, key = _batch(jax.random.PRNGKey(1)), jax.random.PRNGKey(5)
+    loss, metrics = ro2o.actor_regularizer(state, state.actor.params, batch, key)
+    assert float(loss) > 0
+    np.testing.assert_allclose(loss, 2.0 * metrics["policy_smooth_loss"], rtol=1e-6)
+    # zero every kernel: the Gaussian no longer depends on s, so every KL is exactly 0
+    flat = jax.tree_util.tree_map_with_path(
+        lambda path, x: jnp.zeros_like(x) if "kernel" in jax.tree_util.keystr(path) else x,
+        state.actor.params,
+    )
+    loss0, _ = ro2o.actor_regularizer(state, flat, batch, key)
+    np.testing.assert_allclose(loss0, 0.0, atol=1e-7)
+
+
+def test_ood_weight_follows_the_critic_step_count():
+    state = _state(ood_reg_init=1.0, ood_reg_decay=0.2, ood_reg_min=0.3, utd_ratio=2)
+    step = jax.jit(ro2o.update)
+    rows = []
+    for i in range(3):
+        state, metrics = step(state, _batch(jax.random.PRNGKey(i), 2 * B), jax.random.PRNGKey(i))
+        rows.append(float(metrics["ood_weight"]))
+    # two critic steps per update (UTD 2), metrics averaged over them:
+    # update 0: steps 0, 1 -> (1.0 + 0.8) / 2; update 1: 0.6, 0.4 -> 0.5; update 2: 0.3, 0.3
+    np.testing.assert_allclose(rows, [0.9, 0.5, 0.3], atol=1e-6)
+    assert int(state.critic.step) == 6
+
+
+def test_zero_weights_reduce_to_sac_n():
+    zero = _state(beta_qsmooth=0.0, beta_ood=0.0, beta_policy=0.0)
+    base = sac.Config(
+        **{f.name: getattr(zero.config, f.name) for f in dataclasses.fields(sac.Config)}
+    )
+    sac_state = dataclasses.replace(zero, config=base)
+    batch, key = _batch(jax.random.PRNGKey(1)), jax.random.PRNGKey(2)
+    a, ma = jax.jit(ro2o.update)(zero, batch, key)
+    b, mb = jax.jit(sac.update)(sac_state, batch, key)
+    for x, y in zip(
+        jax.tree_util.tree_leaves(a.actor.params),
+        jax.tree_util.tree_leaves(b.actor.params),
+        strict=True,
+    ):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    for x, y in zip(
+        jax.tree_util.tree_leaves(a.critic.params),
+        jax.tree_util.tree_leaves(b.critic.params),
+        strict=True,
+    ):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ma["critic_loss"], mb["critic_loss"], rtol=1e-6)
+
+
+def test_weights_are_traced_and_num_perturb_static():
+    state = _state()
+    batch, key = _batch(jax.random.PRNGKey(1)), jax.random.PRNGKey(2)
+    step = jax.jit(ro2o.update)
+    step(state, batch, key)
+    size = step._cache_size()
+    cfg = dataclasses.replace(state.config, beta_ood=0.3, eps_q=0.05, ood_reg_decay=1e-3)
+    step(dataclasses.replace(state, config=cfg), batch, key)
+    assert step._cache_size() == size
+    assert "num_perturb" not in {
+        jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(state.config)
+    }
+
+
+def test_switch_to_sac_removes_exactly_the_ro2o_fields():
+    state = _state()
+    learner = Learner(agent_name="ro2o", state=state, offline=None, online=None)
+    assert SwitchAgent("sac").apply(learner).agent_name == "sac"
+    assert set(ro2o.RO2O_FIELDS) == {f.name for f in dataclasses.fields(ro2o.Config)} - {
+        f.name for f in dataclasses.fields(sac.Config)
+    }
+
+
+def test_init_refuses_bad_configs():
+    with pytest.raises(HybridRLError, match="at least 2 critics"):
+        ro2o.init(ro2o.Config(hidden_dims=(8,), num_qs=1), jax.random.PRNGKey(0), 3, 1)
+    with pytest.raises(HybridRLError, match=r"ro2o\.Config"):
+        ro2o.init(sac.Config(), jax.random.PRNGKey(0), 3, 1)
+    with pytest.raises(HybridRLError, match="num_perturb"):
+        ro2o.init(ro2o.Config(hidden_dims=(8,), num_perturb=0), jax.random.PRNGKey(0), 3, 1)
