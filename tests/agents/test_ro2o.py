@@ -5,6 +5,8 @@ the α_u schedule reads the state, zero weights reduce to SAC-N, and the switch 
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -15,9 +17,12 @@ import pytest
 from hybridrl.agents import ro2o, sac
 from hybridrl.core import losses
 from hybridrl.data.transitions import Transitions
-from hybridrl.training.phases import Learner, SwitchAgent
+from hybridrl.evaluation.robustness import METRIC_NAMES
+from hybridrl.training.phases import DropOfflineData, Learner, Offline, Online, SwitchAgent, Warmup
+from hybridrl.training.recipes import Recipe, get_recipe
+from hybridrl.training.runner import run
 from hybridrl.types import HybridRLError
-from tests.helpers import random_batch
+from tests.helpers import pendulum_dataset, random_batch
 
 OBS_DIM, ACT_DIM, B = 4, 2, 8
 
@@ -210,3 +215,62 @@ def test_init_refuses_bad_configs():
         ro2o.init(sac.Config(), jax.random.PRNGKey(0), 3, 1)
     with pytest.raises(HybridRLError, match="num_perturb"):
         ro2o.init(ro2o.Config(hidden_dims=(8,), num_perturb=0), jax.random.PRNGKey(0), 3, 1)
+
+
+# ----------------------------------------------------------------------------- recipes
+@pytest.fixture(scope="module")
+def tiny_pendulum() -> object:
+    return pendulum_dataset(400, "ro2o-tiny")
+
+
+TINY = {"hidden_dims": (8,), "num_qs": 3, "num_perturb": 2}
+SETTINGS = {"eval_episodes": 1, "log_interval": 2, "chunk_size": 2, "progress": False}
+
+
+def test_recipe_is_the_official_schedule_and_switches_to_sac_n() -> None:
+    recipe = get_recipe("ro2o")
+    pretrain, warmup, finetune = recipe.phases
+    assert isinstance(pretrain, Offline) and pretrain.updates == 2_500_000
+    assert pretrain.batch_size == 256 and recipe.normalize_observations
+    assert isinstance(warmup, Warmup) and warmup.steps == 2500 and warmup.policy == "frozen"
+    assert any(isinstance(h, DropOfflineData) for h in warmup.hooks)
+    assert isinstance(finetune, Online) and finetune.steps == 250_000
+    assert finetune.offline_ratio == 0.0 and finetune.updates_per_step == 1.0
+    assert finetune.hooks == (SwitchAgent("sac"),)
+    assert get_recipe("offline:ro2o").normalize_observations
+    assert Recipe.from_dict(recipe.to_dict()) == recipe
+
+
+def test_ro2o_recipe_runs_and_logs_robustness(tiny_pendulum: object, tmp_path: Path) -> None:
+    recipe = (
+        get_recipe("ro2o")
+        .with_budget(offline_updates=4, warmup_steps=4, online_steps=6)
+        .with_config(**TINY)
+    )
+    result = run(
+        recipe,
+        "Pendulum-v1",
+        dataset=tiny_pendulum,
+        run_dir=tmp_path / "r",
+        robustness_eps=0.05,
+        eval_interval=2,
+        **SETTINGS,
+    )
+    assert result.learner.agent_name == "sac"  # online is SAC-N
+    assert int(result.state.critic.step) == 4 + 6
+    evals = [r for r in result_records(tmp_path / "r") if r["kind"] == "eval"]
+    assert evals and all(np.isfinite(r[name]) for r in evals for name in METRIC_NAMES)
+    # and not without the setting
+    plain = run(
+        recipe.with_budget(offline_updates=2, warmup_steps=2, online_steps=2),
+        "Pendulum-v1",
+        dataset=tiny_pendulum,
+        run_dir=tmp_path / "p",
+        **SETTINGS,
+    )
+    assert plain.learner.agent_name == "sac"
+    assert not any("policy_sensitivity" in r for r in result_records(tmp_path / "p"))
+
+
+def result_records(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
