@@ -61,9 +61,11 @@ def demo_dataset(steps: int, seed: int) -> Any:
     )
 
 
-def recipe_for(agent: str, updates: int, num_perturb: int) -> Recipe:
+def recipe_for(agent: str, updates: int, num_perturb: int, ro2o_set: dict[str, float]) -> Recipe:
     if agent == "ro2o":
-        return offline_recipe("ro2o", updates).with_config(**CPU, num_perturb=num_perturb)
+        return offline_recipe("ro2o", updates).with_config(
+            **CPU, num_perturb=num_perturb, **ro2o_set
+        )
     # SAC-N (min over all N in target and actor, log σ >= -5) with the same networks, on
     # standardised observations as the ro2o recipes use
     preset = sac_n_config()
@@ -80,7 +82,7 @@ def recipe_for(agent: str, updates: int, num_perturb: int) -> Recipe:
 
 
 def one_run(agent: str, seed: int, args: argparse.Namespace, dataset: Any) -> dict[str, Any]:
-    recipe = recipe_for(agent, args.updates, args.num_perturb)
+    recipe = recipe_for(agent, args.updates, args.num_perturb, args.ro2o_set)
     start = time.perf_counter()
     result = run(
         recipe,
@@ -143,7 +145,15 @@ def main() -> None:
     parser.add_argument("--dataset-steps", type=int, default=10_000)
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--out", default="/tmp/ro2o-validation")
+    parser.add_argument(
+        "--ro2o-set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a numeric ro2o.Config field (default: the official constants)",
+    )
     args = parser.parse_args()
+    args.ro2o_set = {k: float(v) for k, v in (item.split("=", 1) for item in args.ro2o_set)}
     Path(args.out).mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
     before = hardware()

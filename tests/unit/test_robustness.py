@@ -96,3 +96,27 @@ def test_agent_robustness_refuses_an_agent_without_the_declaration() -> None:
         agent_robustness(
             bc, state, jnp.zeros((2, 3)), jnp.zeros((2, 2)), jax.random.PRNGKey(0), 0.1
         )
+
+
+def test_run_setting_is_checked_and_absent_from_old_fingerprints() -> None:
+    from hybridrl.training.context import RunSettings
+    from hybridrl.training.recipes import get_recipe
+
+    recipe = get_recipe("offline:ro2o")
+    with pytest.raises(HybridRLError, match="robustness_eps"):
+        RunSettings(env_id="Pendulum-v1", robustness_eps=-0.1).validate(recipe)
+    # runs written before the setting existed resume: None is left out of the fingerprint
+    assert "robustness_eps" not in RunSettings(env_id="Pendulum-v1").fingerprint()
+    assert RunSettings(env_id="Pendulum-v1", robustness_eps=0.01).fingerprint()[
+        "robustness_eps"
+    ] == pytest.approx(0.01)
+
+
+def test_a_d3rlpy_trial_asking_for_robustness_metrics_is_refused() -> None:
+    from hybridrl.sweep.d3rlpy_trial import check_trial
+    from hybridrl.training.recipes import offline_recipe
+
+    recipe = offline_recipe("cql", 10)
+    check_trial(recipe, {"dataset": "d.npz"}, {})  # the same trial without it is fine
+    with pytest.raises(HybridRLError, match="robustness_eps does not apply"):
+        check_trial(recipe, {"dataset": "d.npz", "robustness_eps": 0.01}, {})
