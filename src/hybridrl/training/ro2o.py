@@ -17,8 +17,9 @@ which also skips the regularisers' cost (≈ 18× a SAC-10 update) instead of co
 discarding them.
 
 Budgets: the defaults are the paper's (2.5M offline updates, 250k online steps), GPU
-budgets: a 3×256, N = 10, K = 20 RO2O update is about 0.5 s on one CPU core. `CPU_CONFIG` is
-the reduced configuration of docs/agents/ro2o.md (N = 5, K = 5, 2×64), as ``--set`` values::
+budgets: a 3×256, N = 10, K = 20 RO2O update is 95 GFLOP, 21× SAC-10 (0.64 updates/s on the
+2-core CPU of docs/results.md section 13). `CPU_CONFIG` is the reduced configuration of
+docs/agents/ro2o.md (N = 5, K = 5, 2×64), as ``--set`` values::
 
     hybridrl run ro2o --dataset data/pendulum.npz --offline-updates 2000 \
         --warmup-steps 2500 --online-steps 10000 --buffer-capacity 250000 \
