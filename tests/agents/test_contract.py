@@ -40,6 +40,7 @@ TINY_CONFIGS = {
     "cql": lambda m: m.Config(hidden_dims=(16, 16), num_samples=3, lagrange=True, utd_ratio=2),
     "calql": lambda m: m.Config(hidden_dims=(16, 16), num_samples=3),
     "edac": lambda m: m.Config(hidden_dims=(16, 16), num_qs=3),
+    "ro2o": lambda m: m.Config(hidden_dims=(16, 16), num_qs=3, num_perturb=3, utd_ratio=2),
     "ppo": lambda m: m.Config(hidden_dims=(16, 16), update_epochs=2, num_minibatches=4),
     "props": lambda m: m.Config(
         hidden_dims=(16, 16), update_epochs=2, num_minibatches=4, props_update_epochs=2

@@ -251,3 +251,65 @@ def test_ppo_advantage_normalization_kl_and_clip_fraction() -> None:
     close(kl, (1 - LN2) / 2)
     # |r - 1| > 0.2 for r in [1.5, 1.1, 0.5, 1.0] -> [1, 0, 1, 0] -> 0.5
     close(L.ppo_clip_fraction(jnp.log(jnp.array([1.5, 1.1, 0.5, 1.0])), 0.2), 0.5)
+
+
+def test_value_smoothness_loss_golden() -> None:
+    # N = 2 critics, B = 2 states, K = 2 perturbations.
+    q_clean = jnp.array([[1.0, 0.0], [2.0, 0.0]])  # (N, B)
+    q_pert = jnp.array([[[2.0, 0.0], [-2.0, 0.0]], [[2.0, 3.0], [0.0, 0.0]]])  # (N, B, K)
+    # row 0: Δ member 0 = [1, -1], member 1 = [0, 1]
+    #   ℓ (τ = 0.2): member 0 [0.8 * 1, 0.2 * 1] = [0.8, 0.2], member 1 [0, 0.8]
+    #   mean over members [0.4, 0.5] -> max 0.5
+    # row 1: Δ member 0 = [-2, 0], member 1 = [0, 0] -> ℓ [0.2 * 4, 0], [0, 0]
+    #   mean [0.4, 0] -> max 0.4;  loss = (0.5 + 0.4) / 2 = 0.45
+    close(L.value_smoothness_loss(q_clean, q_pert, 0.2), 0.45)
+    # Symmetric τ = 0.5: row 0 ℓ m0 [0.5, 0.5], m1 [0, 0.5] -> mean [0.25, 0.5] -> 0.5;
+    # row 1 m0 [2, 0] -> mean [1, 0] -> 1; loss 0.75: a downward step now costs as much.
+    close(L.value_smoothness_loss(q_clean, q_pert, 0.5), 0.75)
+    # Gradient of the τ = 0.2 loss reaches only the arg-max perturbation (row 0: k = 1):
+    # d/dQ_1(s_0 + δ_1) = (1/B)(1/N) 0.8 · 2Δ = 0.5 · 0.5 · 1.6 · 1 = 0.4; the clean Q gets
+    # the opposite (-0.4 from member 1) plus member 0's k = 1 term: (1/4) · 0.2 · 2 · (-1) ·
+    # (-1) = 0.1.
+    g_clean, g_pert = jax.grad(L.value_smoothness_loss, argnums=(0, 1))(q_clean, q_pert, 0.2)
+    close(g_pert[1, 0], [0.0, 0.4])
+    close(g_pert[0, 0], [0.0, -0.1])
+    close(g_clean[:, 0], [0.1, -0.4])
+    # row 1: argmax k = 0; member 0 Δ = -2: (1/4) 0.2 · 2 · (-2) = -0.2 on Q_0(s_1 + δ_0)
+    close(g_pert[0, 1], [-0.2, 0.0])
+    close(g_clean[0, 1], 0.2)
+
+
+def test_ood_uncertainty_loss_golden() -> None:
+    q = jnp.array([[1.0, 0.0], [3.0, 0.0]])  # (N = 2, M = 2)
+    # unbiased std over heads: column 0 {1, 3}: sqrt(((1-2)^2 + (3-2)^2) / 1) = sqrt 2;
+    # column 1: 0. Each residual is α std, so the loss is mean((α std)^2) over 4 entries:
+    # (2 · 0.25 · 2 + 0) / 4 = 0.25 for α = 0.5
+    close(L.ood_uncertainty_loss(q, 0.5), 0.25)
+    # gradient 2 (Q - target) / 4 = α std / 2 = 0.5 · 1.4142136 / 2 = 0.3535534 on column 0
+    close(jax.grad(L.ood_uncertainty_loss)(q, 0.5), [[0.3535534, 0.0], [0.3535534, 0.0]])
+    close(L.ood_uncertainty_loss(q, 0.0), 0.0)
+
+
+def test_gaussian_kl_and_symmetric_kl_golden() -> None:
+    mp, lp = jnp.array([0.0, 0.3]), jnp.array([0.0, -0.2])
+    mq, lq = jnp.array([1.0, 0.3]), jnp.array([math.log(2.0), -0.2])
+    # dim 0: KL(N(0,1) ‖ N(1,4)) = ln 2 + (1 + 1) / 8 - 1/2 = 0.4431472; dim 1: identical, 0
+    close(L.gaussian_kl(mp, lp, mq, lq), 0.4431472)
+    # reverse: ln(1/2) + (4 + 1) / 2 - 1/2 = 1.3068528
+    close(L.gaussian_kl(mq, lq, mp, lp), 1.3068528)
+    # sum: (1 + 1) / 8 + (4 + 1) / 2 - 1 = 1.75
+    close(L.symmetric_gaussian_kl(mp, lp, mq, lq), 1.75)
+
+
+def test_policy_smoothness_loss_golden() -> None:
+    mean, log_std = jnp.zeros((2, 1)), jnp.zeros((2, 1))
+    pm = jnp.array([[[1.0], [0.0]], [[0.0], [2.0]]])  # (B = 2, K = 2, A = 1)
+    pl = jnp.array([[[math.log(2.0)], [0.0]], [[0.0], [0.0]]])
+    # row 0: k = 0 is N(1, 4) vs N(0, 1): 1.75 (above); k = 1 identical: 0 -> max 1.75
+    # row 1: k = 1, equal σ = 1, Δμ = 2: 4/2 + 4/2 = 4 -> max 4;  mean (1.75 + 4) / 2 = 2.875
+    close(L.policy_smoothness_loss(mean, log_std, pm, pl), 2.875)
+    # gradient flows to both sides (the official code detaches neither): row 1's Δμ
+    # derivative is (1/B) · 2Δμ = 0.5 · 4 = 2 for the perturbed mean, -2 for the clean one
+    g_mean, g_pm = jax.grad(L.policy_smoothness_loss, argnums=(0, 2))(mean, log_std, pm, pl)
+    close(g_pm[1, 1, 0], 2.0)
+    close(g_mean[1, 0], -2.0)

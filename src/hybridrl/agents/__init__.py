@@ -16,6 +16,7 @@ from hybridrl.agents import (
     ppo,
     props,
     rebrac,
+    ro2o,
     sac,
     td3,
     td3_bc,
@@ -34,6 +35,7 @@ AGENTS: dict[str, ModuleType] = {
     "cql": cql,
     "calql": calql,
     "edac": edac,
+    "ro2o": ro2o,
     "ppo": ppo,
     "props": props,
 }

@@ -65,6 +65,7 @@ def update(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Met
 # What the runner reads (hybridrl.agents.spec).
 SPEC = AgentSpec(
     q_probe=True,
+    robustness_probe=True,
     needs_mc_returns=lambda config: True,
     minibatches_per_update=utd_minibatches,
 )

@@ -300,6 +300,7 @@ def act(
 # What the runner reads (hybridrl.agents.spec).
 SPEC = AgentSpec(
     q_probe=True,
+    robustness_probe=True,
     needs_mc_returns=lambda config: bool(np.asarray(config.enable_calql)),
     minibatches_per_update=utd_minibatches,
 )

@@ -155,4 +155,4 @@ def update(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Met
 
 
 # What the runner reads (hybridrl.agents.spec).
-SPEC = AgentSpec(q_probe=True, minibatches_per_update=utd_minibatches)
+SPEC = AgentSpec(q_probe=True, robustness_probe=True, minibatches_per_update=utd_minibatches)

@@ -15,9 +15,12 @@ Update-to-data: `update` receives ``utd_ratio * B`` transitions, split into G = 
 minibatches; the critic takes G steps in a ``lax.scan`` and the actor and temperature one step
 on the last minibatch, as in RLPD. Actions live in [-1, 1]; rescale outside the agent.
 
-Extension hook: `update` (and `update_critic`, `critic_loss`) accept an optional
+Extension hooks: `update` (and `update_critic`, `critic_loss`) accept an optional
 ``critic_regularizer(state, params, batch, key) -> (loss, metrics)`` whose loss is added to
-the critic loss; EDAC (`hybridrl.agents.edac`) is SAC-N plus such a term. SAC-N (An et al.,
+the critic loss; EDAC (`hybridrl.agents.edac`) is SAC-N plus such a term. `update` (and
+`update_actor`) accept an optional ``actor_regularizer(state, actor_params, batch, key) ->
+(loss, metrics)`` whose loss is added to the actor loss (RO2O's policy smoothness,
+`hybridrl.agents.ro2o`); with neither hook the update is SAC's, bit for bit. SAC-N (An et al.,
 2021) is this module with ``num_qs=N, num_min_qs=None, actor_q="min"``; see
 `hybridrl.agents.edac.sac_n_config` for the paper's defaults.
 """
@@ -44,6 +47,8 @@ from hybridrl.types import HybridRLError
 Metrics = dict[str, jax.Array]
 # (state, critic params, minibatch, dropout key) -> (extra critic loss, metrics)
 CriticRegularizer = Callable[["State", Any, Transitions, jax.Array], tuple[jax.Array, Metrics]]
+# (state, actor params, minibatch, key) -> (extra actor loss, metrics)
+ActorRegularizer = Callable[["State", Any, Transitions, jax.Array], tuple[jax.Array, Metrics]]
 
 
 @struct.dataclass
@@ -292,19 +297,36 @@ def update_critic(
     return dataclasses.replace(state, critic=critic), metrics
 
 
-def update_actor(state: State, batch: Transitions, key: jax.Array) -> tuple[State, Metrics]:
-    """One step of the actor (max E[Q - α log π]) and of the temperature."""
+def update_actor(
+    state: State,
+    batch: Transitions,
+    key: jax.Array,
+    regularizer: ActorRegularizer | None = None,
+) -> tuple[State, Metrics]:
+    """One step of the actor (max E[Q - α log π]) and of the temperature.
+
+    ``regularizer`` (optional) adds a term to the actor loss; ``actor_loss`` still reports
+    the SAC part alone and the regularizer's metrics are merged in (as `critic_loss` does).
+    It gets its own key, folded from ``key``, so the SAC part draws the same noise with or
+    without it.
+    """
     alpha = _alpha(state)
     k_pi, k_drop = jax.random.split(key)
 
-    def loss_fn(params: Any) -> tuple[jax.Array, jax.Array]:
+    def loss_fn(params: Any) -> tuple[jax.Array, tuple[jax.Array, jax.Array, Metrics]]:
         dist = state.actor.apply_fn({"params": params}, batch.observations)
         actions, log_probs = dist.sample_and_log_prob(k_pi)
         qs = critic_apply(state, state.critic.params, batch.observations, actions, k_drop)
         q = qs.mean(axis=0) if state.config.actor_q == "mean" else qs.min(axis=0)
-        return losses.sac_actor_loss(log_probs, q, alpha), log_probs
+        sac_loss = losses.sac_actor_loss(log_probs, q, alpha)
+        if regularizer is None:
+            return sac_loss, (sac_loss, log_probs, {})
+        extra, extra_metrics = regularizer(state, params, batch, jax.random.fold_in(key, 1))
+        return sac_loss + extra, (sac_loss, log_probs, extra_metrics)
 
-    (actor_loss, log_probs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.actor.params)
+    (_, (actor_loss, log_probs, extra_metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.actor.params
+    )
     actor = state.actor.apply_gradients(grads=grads)
 
     def temp_loss_fn(params: Any) -> jax.Array:
@@ -318,6 +340,7 @@ def update_actor(state: State, batch: Transitions, key: jax.Array) -> tuple[Stat
         "entropy": -log_probs.mean(),
         "temperature": alpha,
         "temperature_loss": temp_loss,
+        **extra_metrics,
     }
     return dataclasses.replace(state, actor=actor, temperature=temperature), metrics
 
@@ -327,12 +350,14 @@ def utd_update(
     batch: Transitions,
     key: jax.Array,
     critic_update: Callable[[Any, Transitions, jax.Array], tuple[Any, Metrics]],
+    actor_regularizer: ActorRegularizer | None = None,
 ) -> tuple[Any, Metrics]:
-    """The update-to-data skeleton shared by SAC-family agents (SAC, EDAC, CQL, Cal-QL).
+    """The update-to-data skeleton shared by SAC-family agents (SAC, EDAC, CQL, Cal-QL, RO2O).
 
     Splits ``utd_ratio * B`` transitions into ``utd_ratio`` minibatches (as RLPD does), runs
     ``critic_update`` on each inside a ``lax.scan``, then one actor and temperature step
-    (`update_actor`) on the last minibatch; critic metrics are averaged over the scan.
+    (`update_actor`, with ``actor_regularizer``) on the last minibatch; critic metrics are
+    averaged over the scan.
     """
     g = state.config.utd_ratio
     n = batch.rewards.shape[0]
@@ -347,7 +372,7 @@ def utd_update(
 
     state, critic_metrics = jax.lax.scan(critic_step, state, (minibatches, keys))
     last = jax.tree_util.tree_map(lambda x: x[-1], minibatches)
-    state, actor_metrics = update_actor(state, last, k_actor)
+    state, actor_metrics = update_actor(state, last, k_actor, actor_regularizer)
     metrics = {k: v.mean() for k, v in critic_metrics.items()}
     return state, {**metrics, **actor_metrics}
 
@@ -357,13 +382,21 @@ def update(
     batch: Transitions,
     key: jax.Array,
     critic_regularizer: CriticRegularizer | None = None,
+    actor_regularizer: ActorRegularizer | None = None,
 ) -> tuple[State, Metrics]:
     """One SAC update from ``utd_ratio * B`` transitions (see `utd_update`).
 
     Pure; jit it, or run many with `hybridrl.training.scan_updates`. ``critic_regularizer``
-    (optional, for agents built on SAC such as EDAC) adds a term to every critic step's loss.
+    (optional, for agents built on SAC such as EDAC) adds a term to every critic step's loss;
+    ``actor_regularizer`` (optional, RO2O) one to the actor step's loss.
     """
-    return utd_update(state, batch, key, lambda s, b, k: update_critic(s, b, k, critic_regularizer))
+    return utd_update(
+        state,
+        batch,
+        key,
+        lambda s, b, k: update_critic(s, b, k, critic_regularizer),
+        actor_regularizer,
+    )
 
 
 def act(
@@ -375,4 +408,4 @@ def act(
 
 
 # What the runner reads (hybridrl.agents.spec).
-SPEC = AgentSpec(q_probe=True, minibatches_per_update=utd_minibatches)
+SPEC = AgentSpec(q_probe=True, robustness_probe=True, minibatches_per_update=utd_minibatches)

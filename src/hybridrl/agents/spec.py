@@ -58,6 +58,11 @@ class AgentSpec:
             ``"discrete"``. A run on another kind is refused before it starts.
         q_probe: its state has ``critic`` applied as ``critic(obs, actions) -> Q per critic``,
             so the runner can log the mean Q of the policy's actions on fixed states.
+        robustness_probe: its state's ``actor`` applied to observations returns a diagonal
+            Gaussian with ``mean`` and ``log_std`` (`hybridrl.core.distributions.Normal`, or
+            `TanhNormal`'s pre-tanh one) and its ``critic`` is an ensemble as for
+            ``q_probe``, so the runner can log the robustness metrics of
+            `hybridrl.evaluation.robustness` (run setting ``robustness_eps``).
         needs_mc_returns: ``config -> bool``, whether its updates read the ``mc_returns``
             extra (Cal-QL's Monte-Carlo returns) under that config.
         needs_next_actions: ``config -> bool``, whether its updates read the dataset's next
@@ -89,6 +94,7 @@ class AgentSpec:
     on_policy: bool = False
     action_kinds: tuple[str, ...] = ("box",)
     q_probe: bool = False
+    robustness_probe: bool = False
     needs_mc_returns: Callable[[Any], bool] = _never
     needs_next_actions: Callable[[Any], bool] = _never
     minibatches_per_update: Callable[[Any], int] = _one

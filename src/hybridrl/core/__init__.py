@@ -20,11 +20,16 @@ from hybridrl.core.losses import (
     edac_diversity_loss,
     ensemble_action_gradients,
     expectile_loss,
+    gaussian_kl,
+    ood_uncertainty_loss,
+    policy_smoothness_loss,
     polyak_update,
     sac_actor_loss,
+    symmetric_gaussian_kl,
     td3_bc_actor_loss,
     td_target,
     temperature_loss,
+    value_smoothness_loss,
 )
 from hybridrl.core.train_state import TargetTrainState, TrainState
 
@@ -46,11 +51,16 @@ __all__ = [
     "edac_diversity_loss",
     "ensemble_action_gradients",
     "expectile_loss",
+    "gaussian_kl",
     "gaussian_log_prob",
+    "ood_uncertainty_loss",
+    "policy_smoothness_loss",
     "polyak_update",
     "sac_actor_loss",
+    "symmetric_gaussian_kl",
     "tanh_log_det_jacobian",
     "td3_bc_actor_loss",
     "td_target",
     "temperature_loss",
+    "value_smoothness_loss",
 ]

@@ -402,3 +402,92 @@ def ppo_approx_kl(log_ratio: Array) -> tuple[jax.Array, jax.Array]:
 def ppo_clip_fraction(log_ratio: Array, clip_coef: float | Array) -> jax.Array:
     """Fraction of samples whose ratio left the trust region, ``mean(|rho - 1| > eps)``."""
     return jnp.mean((jnp.abs(jnp.exp(_sg(log_ratio)) - 1.0) > clip_coef).astype(jnp.float32))
+
+
+# ----------------------------------------------------------------------------- RO2O
+# Wen et al. (2024), "Towards Robust Offline-to-Online Reinforcement Learning via Uncertainty
+# and Smoothness" (arXiv 2309.16973); official code BattleWen/RO2O @ d066702,
+# ``algorithms/offline/ro2o_mujoco.py`` (``get_qf_loss``, ``get_ood_loss``,
+# ``get_policy_loss``). The perturbed states are s + δ_k for k = 1..K (see
+# `hybridrl.core.perturbations`); the "adversarial" perturbation is the max over those K.
+def value_smoothness_loss(
+    q_clean: Array, q_perturbed: Array, tau: float | Array = 0.2
+) -> jax.Array:
+    """RO2O's asymmetric value smoothness, ``mean_b max_k mean_i ℓ_τ(Δ_ibk)`` with
+    ``Δ_ibk = Q_i(s_b + δ_k, a_b) - Q_i(s_b, a_b)``.
+
+    With ``Δ = Q_i(s + δ_k, a) - Q_i(s, a)``, ``ℓ_τ(Δ) = (1 - τ) max(Δ, 0)^2 + τ min(Δ, 0)^2``:
+    with τ = 0.2 (hard-coded ``q_smooth_tau`` of the official ``get_qf_loss``) a perturbed
+    state valued *above* the clean one costs four times more than one valued below, so the
+    smoothing also leans pessimistic. The mean runs over the N critics, the max over the K
+    perturbations of each state, the outer mean over the batch. Both Q's carry gradient (the
+    official code detaches neither); the weight η1 (1e-4) is the caller's.
+
+    Args:
+        q_clean: Q_i(s, a), (N, B).
+        q_perturbed: Q_i(s + δ_k, a), (N, B, K).
+        tau: τ in [0, 1]; may be traced.
+    """
+    diff = q_perturbed - q_clean[..., None]
+    per_member = (1.0 - tau) * jnp.square(jnp.maximum(diff, 0.0)) + tau * jnp.square(
+        jnp.minimum(diff, 0.0)
+    )
+    return jnp.mean(jnp.max(jnp.mean(per_member, axis=0), axis=-1))
+
+
+def ood_uncertainty_loss(q_ood: Array, uncertainty_weight: float | Array) -> jax.Array:
+    """RO2O's OOD penalty ``mean_{i,m} (Q_im - sg[Q_im - α_u std_j Q_jm])^2``, with
+    ``Q_im = Q_i(ŝ_m, â_m)``.
+
+    At perturbed states ŝ with policy actions â ~ π(·|ŝ), each head is regressed onto itself
+    minus α_u times the ensemble's standard deviation there: its value is ``α_u^2 mean(std^2)``
+    and its gradient pushes every head down in proportion to the disagreement (the official
+    ``get_ood_loss``: ``F.mse_loss(target.detach(), q)``). ``std`` is the unbiased (N - 1)
+    standard deviation over the N heads, as ``torch.std``'s default. The weight η2 and the α_u
+    schedule are the caller's.
+
+    Args:
+        q_ood: Q_i(ŝ_m, â_m), (N, M) with M = B·K perturbed states.
+        uncertainty_weight: α_u; may be traced.
+    """
+    std = jnp.std(q_ood, axis=0, ddof=1)
+    target = _sg(q_ood - uncertainty_weight * std[None])
+    return jnp.mean(jnp.square(q_ood - target))
+
+
+def gaussian_kl(mean_p: Array, log_std_p: Array, mean_q: Array, log_std_q: Array) -> jax.Array:
+    """``KL(N(μ_p, σ_p^2) ‖ N(μ_q, σ_q^2))`` of diagonal Gaussians, summed over the last axis:
+    ``sum_d [log(σ_q/σ_p) + (σ_p^2 + (μ_p - μ_q)^2) / (2 σ_q^2) - 1/2]``."""
+    var_p, var_q = jnp.exp(2.0 * log_std_p), jnp.exp(2.0 * log_std_q)
+    per_dim = log_std_q - log_std_p + (var_p + jnp.square(mean_p - mean_q)) / (2.0 * var_q) - 0.5
+    return jnp.sum(per_dim, axis=-1)
+
+
+def symmetric_gaussian_kl(
+    mean_p: Array, log_std_p: Array, mean_q: Array, log_std_q: Array
+) -> jax.Array:
+    """``KL(p ‖ q) + KL(q ‖ p)`` of diagonal Gaussians (`gaussian_kl`), summed over the last
+    axis: the log terms cancel, leaving
+    ``sum_d [(σ_p^2 + Δμ^2) / (2 σ_q^2) + (σ_q^2 + Δμ^2) / (2 σ_p^2) - 1]``."""
+    return gaussian_kl(mean_p, log_std_p, mean_q, log_std_q) + gaussian_kl(
+        mean_q, log_std_q, mean_p, log_std_p
+    )
+
+
+def policy_smoothness_loss(
+    mean: Array, log_std: Array, mean_perturbed: Array, log_std_perturbed: Array
+) -> jax.Array:
+    """RO2O's policy smoothness,
+    ``mean_b max_k [KL(π(s_b) ‖ π(s_b + δ_k)) + KL(π(s_b + δ_k) ‖ π(s_b))]``.
+
+    π is the actor's Gaussian *before* the tanh squashing (the official ``get_policy_loss``
+    compares ``Normal(mu, std)`` of the clean and perturbed states), so the KL has the closed
+    form of `symmetric_gaussian_kl`. Both sides carry gradient, as in the official code; the
+    weight η3 (``beta_policy``, 1.0) is the caller's.
+
+    Args:
+        mean, log_std: the clean states' Gaussian, (B, A).
+        mean_perturbed, log_std_perturbed: the perturbed states', (B, K, A).
+    """
+    kl = symmetric_gaussian_kl(mean[:, None], log_std[:, None], mean_perturbed, log_std_perturbed)
+    return jnp.mean(jnp.max(kl, axis=-1))

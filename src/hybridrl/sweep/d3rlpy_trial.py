@@ -17,10 +17,10 @@ phase's batch size, observation standardisation (the recipe's ``normalize_observ
 and the reward transform (``reward_normalization``, ``reward_scale``, ``reward_bias``).
 Settings that only shape how hybridrl executes (checkpoints, chunks, logging, env backend)
 do not apply; a trial that sets one d3rlpy cannot honour (``reward_kind``, ``env_kwargs``,
-``max_episode_steps``, an agent config field other than ``hidden_dims``) is refused when the
-sweep file is read. d3rlpy's Python: ``$HYBRIDRL_D3RLPY_PYTHON``, else the repository's
-``.venv-compare`` (``scripts/setup-compare``). A retried trial (``--resume``) starts over:
-d3rlpy's training has no checkpoints here.
+``max_episode_steps``, ``robustness_eps``, an agent config field other than ``hidden_dims``)
+is refused when the sweep file is read. d3rlpy's Python: ``$HYBRIDRL_D3RLPY_PYTHON``, else
+the repository's ``.venv-compare`` (``scripts/setup-compare``). A retried trial
+(``--resume``) starts over: d3rlpy's training has no checkpoints here.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ USED = (
     "eval_episodes",
     "reference_returns",
 )
-REFUSED = ("reward_kind", "env_kwargs", "max_episode_steps")
+# robustness_eps: d3rlpy runs log no robustness metrics, so asking for them is refused
+REFUSED = ("reward_kind", "env_kwargs", "max_episode_steps", "robustness_eps")
 
 
 def check_trial(recipe: Any, options: Mapping[str, Any], sets: Mapping[str, Any]) -> None:

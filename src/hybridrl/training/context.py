@@ -66,6 +66,12 @@ class RunSettings:
         max_episode_steps, env_kwargs: the envs' time limit and constructor arguments
             (``gymnasium.make``'s); default: what the dataset recorded for this env id (a
             Minari env spec), else the registered ones.
+        robustness_eps: when set, every evaluation also logs the robustness metrics of
+            `hybridrl.evaluation.robustness` (policy and value sensitivity to state
+            perturbations U[-eps, eps], Q-ensemble std on dataset and policy actions) on
+            the Q probe's dataset states, for agents whose AgentSpec declares
+            robustness_probe; eps is in the units the agent sees (standardised
+            observations when the recipe normalises them).
     """
 
     env_id: str
@@ -85,6 +91,7 @@ class RunSettings:
     env_backend: str = "gymnasium"
     max_episode_steps: int | None = None
     env_kwargs: dict[str, Any] | None = None
+    robustness_eps: float | None = None
 
     def validate(self, recipe: Recipe) -> None:
         positive = ("num_envs", "eval_episodes", "eval_interval", "offline_eval_interval")
@@ -94,6 +101,8 @@ class RunSettings:
         for name in names:
             if getattr(self, name) <= 0:
                 raise HybridRLError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.robustness_eps is not None and not self.robustness_eps >= 0:
+            raise HybridRLError(f"robustness_eps must be >= 0, got {self.robustness_eps}")
         if self.env_backend not in ENV_BACKENDS:
             raise HybridRLError(
                 f"env_backend must be one of {', '.join(ENV_BACKENDS)}, got {self.env_backend!r}"
@@ -122,7 +131,8 @@ class RunSettings:
         d = dataclasses.asdict(self)
         d.pop("asynchronous")
         d["reference_returns"] = list(self.reference_returns) if self.reference_returns else None
-        for name in ("max_episode_steps", "env_kwargs"):  # absent from runs written before them
+        # absent from runs written before them
+        for name in ("max_episode_steps", "env_kwargs", "robustness_eps"):
             if d[name] is None:
                 del d[name]
         if d["env_backend"] == "gymnasium":  # the default, absent from runs written before it

@@ -28,6 +28,9 @@ The registered presets, with the paper each follows and our deviations:
   `hybridrl.training.riql`.
 - ``rebrac`` (also ``offline:rebrac``) and ``rebrac_finetune`` — ReBRAC (Tarasov et al.,
   2023) offline and offline-to-online: `hybridrl.training.rebrac`.
+- ``ro2o`` (and ``offline:ro2o``) — RO2O (Wen et al., 2024): smooth, uncertainty-penalised
+  SAC-N pretraining, frozen-policy warm-up without the dataset, SAC-N fine-tuning:
+  `hybridrl.training.ro2o`.
 
 ``calql``, ``rlpd``, ``wsrl`` and ``wsrl_cql`` take the official sparse-reward (AntMaze)
 settings on a sparse-reward dataset (``reward_kind="auto"``; their ``sparse_variant``, also
@@ -584,6 +587,7 @@ RECIPES: dict[str, Callable[[], Recipe]] = {
     "riql": lambda: _riql(),
     "rebrac": lambda: _rebrac("rebrac"),
     "rebrac_finetune": lambda: _rebrac("rebrac_finetune"),
+    "ro2o": lambda: _ro2o("ro2o"),
 }
 
 
@@ -599,6 +603,12 @@ def _rebrac(name: str, **kwargs: Any) -> Recipe:
     return getattr(rebrac, name)(**kwargs)  # type: ignore[no-any-return]
 
 
+def _ro2o(name: str, **kwargs: Any) -> Recipe:
+    from hybridrl.training import ro2o  # that module imports Recipe from this one
+
+    return getattr(ro2o, name)(**kwargs)  # type: ignore[no-any-return]
+
+
 def offline_recipe(
     agent: str, updates: int = 1_000_000, reward_normalization: str | None = None
 ) -> Recipe:
@@ -610,6 +620,8 @@ def offline_recipe(
     dataset (see `Recipe`) and adds ``_rn`` to the name so that reports keep the two apart."""
     if agent == "rebrac" and reward_normalization in (None, "none"):
         return _rebrac("rebrac", updates=updates)  # its official batch of 1024
+    if agent == "ro2o" and reward_normalization in (None, "none"):
+        return _ro2o("ro2o_offline", updates=updates)  # standardised states, as official
     if reward_normalization is None:
         reward_normalization = "auto" if agent == "iql" else "none"
     suffix = "_rn" if reward_normalization == "return_range" else ""

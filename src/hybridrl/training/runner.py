@@ -53,7 +53,7 @@ from hybridrl.training.context import (
     RunResult,
     RunSettings,
 )
-from hybridrl.training.evaluate import Evaluator, probe_observations
+from hybridrl.training.evaluate import Evaluator, probe_actions, probe_observations
 from hybridrl.training.executors.offline import run_offline_phase
 from hybridrl.training.executors.on_policy import run_on_policy_phase
 from hybridrl.training.executors.replay_online import run_replay_phase
@@ -91,6 +91,7 @@ class RunSession:
     evaluator: Evaluator | None = None
     ctx: RunContext | None = None
     closed: bool = False
+    probe_actions: np.ndarray | None = None  # the probe rows' dataset actions
 
     @property
     def context(self) -> RunContext:
@@ -305,6 +306,7 @@ class Runner:
         # From the dataset, before a restore may have dropped it (WSRL), so that a resumed
         # run probes Q on the same states as the uninterrupted one.
         probe = probe_observations(learner, self.settings.seed)
+        probe_acts = probe_actions(learner, self.settings.seed)
         self._last_checkpoint: Counters | None = None
         if restoring:
             learner, key, counters, records = restore(
@@ -339,6 +341,7 @@ class Runner:
             dip_eval_step,
             envs,
             eval_envs,
+            probe_actions=probe_acts,
         )
 
     def start_session(self, s: RunSession, run_dir: RunDirectory) -> None:
@@ -374,6 +377,7 @@ class Runner:
             logger,
             self._clock,
             None if callback is None else lambda learner, record: callback(self, learner, record),
+            probe_actions=s.probe_actions,
         )
         s.ctx = RunContext(
             recipe=self.recipe,
