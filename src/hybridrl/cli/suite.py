@@ -224,8 +224,9 @@ def bench_throughput(
     ] = None,
     json_out: Annotated[Path | None, typer.Option(help="Also write the raw numbers here.")] = None,
 ) -> None:
-    """Updates/s per agent at the standard size (2x256, batch 256, obs 17, act 6), and d3rlpy's
-    for SAC, IQL, TD3+BC and CQL in the same run when d3rlpy is available."""
+    """Updates/s per agent at its default size (2x256; edac, rebrac, ro2o 3x256; batch 256,
+    obs 17, act 6), and d3rlpy's for SAC, IQL, TD3+BC and CQL in the same run when d3rlpy is
+    available. Costly updates are timed in shorter chunks (about 8 GFLOP x --chunk each)."""
     from hybridrl.agents import AGENTS
     from hybridrl.bench import throughput_table
 
