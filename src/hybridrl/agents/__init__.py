@@ -12,6 +12,7 @@ from hybridrl.agents import (
     calql,
     cql,
     edac,
+    famo2o,
     iql,
     ppo,
     props,
@@ -34,6 +35,7 @@ AGENTS: dict[str, ModuleType] = {
     "cql": cql,
     "calql": calql,
     "edac": edac,
+    "famo2o": famo2o,
     "ppo": ppo,
     "props": props,
 }

@@ -84,7 +84,9 @@ class SetConfig(Hook):
     """Replace agent config fields, e.g. ``SetConfig({"cql_alpha": 0.0})``.
 
     Numeric (traced) fields change without recompiling; structural ones (``utd_ratio``,
-    ``backup_entropy``) recompile the update once. Unknown names raise `HybridRLError`.
+    ``backup_entropy``) recompile the update once. Unknown names raise `HybridRLError`, and so
+    does a change of a field the config lists in its ``INIT_ONLY`` (read only by ``init``,
+    e.g. a network size or an initial temperature: the change would be ignored silently).
     """
 
     values: Mapping[str, Any] = field(default_factory=dict)
@@ -98,6 +100,17 @@ class SetConfig(Hook):
             raise HybridRLError(
                 f"set_config: {type(config).__module__}.Config has no field(s) "
                 f"{', '.join(unknown)}; fields: {', '.join(sorted(names))}"
+            )
+        init_only = set(getattr(type(config), "INIT_ONLY", ()))
+        frozen = sorted(
+            k
+            for k, v in self.values.items()
+            if k in init_only and (tuple(v) if isinstance(v, list) else v) != getattr(config, k)
+        )
+        if frozen:
+            raise HybridRLError(
+                f"set_config: {type(config).__module__}.Config field(s) {', '.join(frozen)} "
+                "are read only when the agent is built; changing them now would be ignored"
             )
         new_config = dataclasses.replace(config, **dict(self.values))
         state = dataclasses.replace(learner.state, config=new_config)
