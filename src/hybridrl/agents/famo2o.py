@@ -190,19 +190,29 @@ def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) 
         return _at_learning_rate(ts, learning_rate)
 
     return State(
-        actor=create(TrainState, actor_net, actor_net.init(k_actor, obs, code)["params"],
-                     config.actor_lr),
-        critic=create(TargetTrainState, critic_net,
-                      critic_net.init(k_critic, obs, act)["params"], config.critic_lr),
-        value=create(TrainState, value_net, value_net.init(k_value, obs)["params"],
-                     config.value_lr),
-        balance=create(TrainState, balance_net, balance_net.init(k_balance, obs)["params"],
-                       config.balance_lr),
-        balance_temperature=create(TrainState, temperature_net,
-                                   temperature_net.init(k_balance)["params"],
-                                   config.balance_temperature_lr),
+        actor=create(
+            TrainState, actor_net, actor_net.init(k_actor, obs, code)["params"], config.actor_lr
+        ),
+        critic=create(
+            TargetTrainState,
+            critic_net,
+            critic_net.init(k_critic, obs, act)["params"],
+            config.critic_lr,
+        ),
+        value=create(
+            TrainState, value_net, value_net.init(k_value, obs)["params"], config.value_lr
+        ),
+        balance=create(
+            TrainState, balance_net, balance_net.init(k_balance, obs)["params"], config.balance_lr
+        ),
+        balance_temperature=create(
+            TrainState,
+            temperature_net,
+            temperature_net.init(k_balance)["params"],
+            config.balance_temperature_lr,
+        ),
         config=config,
-    )  # fmt: skip
+    )
 
 
 # ----------------------------------------------------------------------------- pieces

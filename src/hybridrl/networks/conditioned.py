@@ -62,4 +62,4 @@ def sinusoidal_code(x: Array, dim: int, base: float | Array = 1e4) -> jax.Array:
     freqs = jnp.asarray(base, jnp.float32) ** (-2.0 * jnp.arange(dim // 2, dtype=jnp.float32) / dim)
     angles = x * freqs
     # interleave: sin at even columns, cos at odd columns
-    return jnp.stack([jnp.sin(angles), jnp.cos(angles)], axis=-1).reshape(x.shape[:-1] + (dim,))
+    return jnp.stack([jnp.sin(angles), jnp.cos(angles)], axis=-1).reshape((*x.shape[:-1], dim))

@@ -28,6 +28,8 @@ The registered presets, with the paper each follows and our deviations:
   `hybridrl.training.riql`.
 - ``rebrac`` (also ``offline:rebrac``) and ``rebrac_finetune`` — ReBRAC (Tarasov et al.,
   2023) offline and offline-to-online: `hybridrl.training.rebrac`.
+- ``famo2o`` — FamO2O over IQL (Wang et al., 2023): a β-conditioned family offline, a
+  balance model choosing β per state online: `hybridrl.training.famo2o`.
 
 ``calql``, ``rlpd``, ``wsrl`` and ``wsrl_cql`` take the official sparse-reward (AntMaze)
 settings on a sparse-reward dataset (``reward_kind="auto"``; their ``sparse_variant``, also
@@ -549,7 +551,14 @@ RECIPES: dict[str, Callable[[], Recipe]] = {
     "riql": lambda: _riql(),
     "rebrac": lambda: _rebrac("rebrac"),
     "rebrac_finetune": lambda: _rebrac("rebrac_finetune"),
+    "famo2o": lambda: _famo2o(),
 }
+
+
+def _famo2o() -> Recipe:
+    from hybridrl.training.famo2o import famo2o  # that module imports Recipe from this one
+
+    return famo2o()
 
 
 def _riql() -> Recipe:
