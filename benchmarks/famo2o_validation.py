@@ -101,6 +101,7 @@ def famo2o_run_recipe(args: argparse.Namespace, online: bool) -> Recipe:
     recipe = famo2o_recipe(args.offline_updates, args.online_steps).with_config(
         **common_config(args), beta_min=args.beta_min, beta_max=args.beta_max
     )
+    recipe = dataclasses.replace(recipe, reward_bias=args.reward_bias)
     if not online:
         recipe = dataclasses.replace(recipe, phases=recipe.phases[:1])
     return recipe
@@ -108,11 +109,12 @@ def famo2o_run_recipe(args: argparse.Namespace, online: bool) -> Recipe:
 
 def iql_run_recipe(args: argparse.Namespace) -> Recipe:
     mid = 0.5 * (args.beta_min + args.beta_max)
-    return (
+    recipe = (
         get_recipe("iql_finetune")
         .with_budget(offline_updates=args.offline_updates, online_steps=args.online_steps)
         .with_config(**common_config(args), temperature=mid)
     )
+    return dataclasses.replace(recipe, reward_bias=args.reward_bias)
 
 
 def probe_states(data: Dataset, obs_stats: Any, n: int = 2048) -> jax.Array:
@@ -141,6 +143,9 @@ def main() -> None:
     parser.add_argument("--beta-min", type=float, default=1.0)
     parser.add_argument("--beta-max", type=float, default=5.0)
     parser.add_argument("--task", choices=("pendulum", "umaze"), default="pendulum")
+    parser.add_argument(
+        "--reward-bias", type=float, default=0.0, help="r + bias (AntMaze-style: -1)"
+    )
     parser.add_argument("--noise", type=float, default=0.3, help="Gaussian action noise")
     parser.add_argument("--e2e", action="store_true", help="also run (c), IQL vs FamO2O")
     parser.add_argument("--eval-episodes", type=int, default=10)
@@ -218,7 +223,7 @@ def main() -> None:
         f"Wall time: {time.time() - started:.0f} s; {env_id}, "
         f"{args.offline_updates} offline updates, "
         f"{args.online_steps} online steps, {args.hidden}x{args.hidden} networks, "
-        f"β in [{args.beta_min}, {args.beta_max}]\n"
+        f"β in [{args.beta_min}, {args.beta_max}], reward bias {args.reward_bias}\n"
     )
     head = " | ".join(f"β={b:.1f}" for b in betas)
     print(

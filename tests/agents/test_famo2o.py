@@ -95,7 +95,8 @@ def test_balance_and_temperature_losses_by_hand() -> None:
 def test_training_coefficients_switch_between_uniform_and_the_balance_model() -> None:
     state = _state()
     obs = jax.random.normal(jax.random.PRNGKey(1), (512, OBS))
-    uniform = famo2o.training_coefficients(state, obs, jax.random.PRNGKey(2))
+    training_coefficients = jax.jit(famo2o.training_coefficients)  # random_beta is traced
+    uniform = training_coefficients(state, obs, jax.random.PRNGKey(2))
     assert float(uniform.min()) >= 1.0 and float(uniform.max()) <= 5.0
     assert abs(float(uniform.mean()) - 3.0) < 0.2 and float(uniform.std()) > 1.0
     # a near-deterministic balance model: online β is its mode in every state
@@ -106,7 +107,7 @@ def test_training_coefficients_switch_between_uniform_and_the_balance_model() ->
         balance=state.balance.replace(params=params),
         config=dataclasses.replace(state.config, random_beta=False),
     )
-    chosen = famo2o.training_coefficients(online, obs, jax.random.PRNGKey(2))
+    chosen = training_coefficients(online, obs, jax.random.PRNGKey(2))
     close(chosen, famo2o.balance_coefficients(online, obs), tol=1e-3)
 
 
@@ -123,7 +124,7 @@ def test_balance_gradient_reaches_beta_through_the_actor() -> None:
             a = famo2o.universal_policy(state, batch.observations, beta).mode()
             return famo2o._target_min_q(state, batch.observations, a).mean()
 
-        g = jax.grad(q_of)(state.balance.params)
+        g = jax.jit(jax.grad(q_of))(state.balance.params)
         return float(jnp.abs(g["mean"]["kernel"]).sum())
 
     first = state.actor.params["actor"]["MLP_0"]["Dense_0"]["kernel"]
@@ -224,14 +225,12 @@ def test_recipe_switches_beta_source_at_the_online_phase() -> None:
 
 
 # ----------------------------------------------------------------------------- learning
-def test_larger_beta_extracts_a_greedier_policy() -> None:
-    """A one-step bandit, r = a₁ with dataset actions uniform on [-1, 1]: the critics learn
-    Q ≈ a₁, so the family member with a larger β puts its mean on larger a₁ and
-    Q(s, mean π_u(s, β)) rises with β. An untrained agent has no such order (its actor
-    barely reads φ(β))."""
+def _bandit_family(weighting: str) -> tuple[list[float], list[float]]:
+    """Mean first action and mean Q of the family members β = 0.1, 2, 4, 8 after 600 updates
+    on a one-step bandit, r = a₁, dataset actions uniform on [-1, 1] (the critics learn
+    Q ≈ a₁)."""
     n = 2048
-    key = jax.random.PRNGKey(0)
-    k_obs, k_act = jax.random.split(key)
+    k_obs, k_act = jax.random.split(jax.random.PRNGKey(0))
     obs = jax.random.normal(k_obs, (n, OBS))
     actions = jax.random.uniform(k_act, (n, ACT), minval=-1.0, maxval=1.0)
     data = Transitions(
@@ -250,6 +249,7 @@ def test_larger_beta_extracts_a_greedier_policy() -> None:
         critic_lr=3e-3,
         value_lr=3e-3,
         expectile=0.7,
+        beta_weighting=weighting,
     )
     state, _ = scan_updates(
         famo2o.update,
@@ -259,9 +259,28 @@ def test_larger_beta_extracts_a_greedier_policy() -> None:
         num_updates=600,
         batch_size=128,
     )
-    betas = jnp.array([0.1, 2.0, 4.0, 8.0])
+    betas = (0.1, 2.0, 4.0, 8.0)
     means = [float(famo2o.universal_policy(state, obs[:256], b).mode()[:, 0].mean()) for b in betas]
     qs = [float(famo2o.family_q(state, obs[:256], b).mean()) for b in betas]
+    return means, qs
+
+
+def test_larger_beta_extracts_a_greedier_policy() -> None:
+    """The family member with a larger β puts its mean on larger a₁, and Q(s, mean π_u(s, β))
+    rises with β (measured means 0.15, 0.44, 0.71, 0.83 over seeds like this one). An
+    untrained agent has no such order: its actor's means start near 0 (final layers at scale
+    1e-2)."""
+    means, qs = _bandit_family("per_sample")
     assert np.all(np.diff(means) > 0), means
     assert np.all(np.diff(qs) > 0), qs
     assert means[-1] - means[0] > 0.2, means
+
+
+@pytest.mark.slow
+def test_official_weight_broadcast_collapses_the_family() -> None:
+    """With the official (B, 1) x (B,) broadcast ("batch_mean") a sample's weight does not
+    depend on its own β: every member learns the same policy (measured means within 0.03 of
+    each other, about 0.70-0.77 for every β, over three seeds)."""
+    means, _ = _bandit_family("batch_mean")
+    assert max(means) - min(means) < 0.1, means
+    assert min(means) > 0.4, means  # the family as a whole still improves on the data
