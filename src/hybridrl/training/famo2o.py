@@ -11,13 +11,15 @@ traced leaf: the switch does not recompile the update.
 
 Budgets: the defaults are the paper's, 1M pretraining updates and 1M online steps at one
 update per step, batch 256 (official ``num_pretraining_steps`` and ``max_steps``): GPU
-budgets. A reduced CPU run (minutes on two cores, 64 x 64 networks) is::
+budgets. A reduced CPU run (under a minute on two cores, 64 x 64 networks)::
 
-    hybridrl run --recipe famo2o --env Pendulum-v1 --dataset DATA \\
-        --offline-updates 2000 --online-steps 5000 --set hidden_dims=[64,64]
+    hybridrl run famo2o --env Pendulum-v1 --dataset DATA.npz -o runs/famo2o \
+        --offline-updates 2000 --online-steps 5000 --set 'hidden_dims=[64,64]' \
+        --set beta_min=1.0 --set beta_max=5.0
 
-with ``beta_min``/``beta_max`` set for the task (the defaults [8, 14] are the official
-AntMaze range, around IQL's β = 10 there). ``docs/agents/famo2o.md`` has the details and
+with ``beta_min``/``beta_max`` set for the task's advantage scale (the defaults [8, 14] are
+the official AntMaze range, around IQL's β = 10 there, with rewards shifted by −1).
+``docs/agents/famo2o.md`` has the details and
 ``benchmarks/famo2o_validation.py`` the CPU validation.
 """
 
