@@ -208,7 +208,7 @@ def init(config: Config, key: jax.Array, observation_dim: int, action_dim: int) 
         balance_temperature=create(
             TrainState,
             temperature_net,
-            temperature_net.init(k_balance)["params"],
+            temperature_net.init(k_balance)["params"],  # no random parameter: any key
             config.balance_temperature_lr,
         ),
         config=config,
