@@ -202,7 +202,8 @@ def test_set_config_refuses_fields_read_only_at_init() -> None:
         with pytest.raises(HybridRLError, match="read only when the agent is built"):
             SetConfig(values).apply(learner)
     # the same value is no change: allowed (a recipe may restate it; lists from TOML)
-    SetConfig({"hidden_dims": [16, 16], "balance_init_temperature": 1.0}).apply(learner)
+    same = SetConfig({"hidden_dims": [16, 16], "balance_init_temperature": 1.0}).apply(learner)
+    assert same.state.config.hidden_dims == (16, 16)  # the config's own tuple, still hashable
 
 
 def test_init_validates_the_config() -> None:

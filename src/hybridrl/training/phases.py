@@ -112,7 +112,10 @@ class SetConfig(Hook):
                 f"set_config: {type(config).__module__}.Config field(s) {', '.join(frozen)} "
                 "are read only when the agent is built; changing them now would be ignored"
             )
-        new_config = dataclasses.replace(config, **dict(self.values))
+        # what is left of them restates the current value: keep the config's own (a TOML
+        # list for a tuple field would otherwise replace a hashable static field)
+        changes = {k: v for k, v in self.values.items() if k not in init_only}
+        new_config = dataclasses.replace(config, **changes)
         state = dataclasses.replace(learner.state, config=new_config)
         return dataclasses.replace(learner, state=state)
 
