@@ -33,7 +33,10 @@ VARIANTS = {
     "bc_tanh_gaussian": ("bc", {"nll_actor": "tanh_gaussian"}),
     "iql_deterministic": ("iql", {"actor": "deterministic"}),
 }
-CASES = sorted(AGENTS) + sorted(VARIANTS)
+# Policies the one-MLP portable format cannot hold: FamO2O acts with two networks (the balance
+# model picks β, the universal actor reads concat(s, φ(β))).
+NOT_PORTABLE = {"famo2o": "ConditionedActor"}
+CASES = sorted(set(AGENTS) - set(NOT_PORTABLE)) + sorted(VARIANTS)
 
 
 def _perturbed(state, seed: int):
@@ -169,3 +172,11 @@ def test_version_1_files_still_load(tmp_path):
     assert again.format_version == 2
     np.testing.assert_array_equal(again.act(obs, deterministic=True, rng=None), det)
     np.testing.assert_array_equal(again.log_prob(obs, det), policy.log_prob(obs, det))
+
+
+@pytest.mark.parametrize("name", sorted(NOT_PORTABLE))
+def test_composite_policies_are_refused_by_name(name):
+    agent = get_agent(name)
+    state = agent.init(TINY_CONFIGS[name](agent), jax.random.PRNGKey(0), OBS_DIM, ACT_DIM)
+    with pytest.raises(HybridRLError, match=NOT_PORTABLE[name]):
+        policy_from_agent(state, BOX)

@@ -285,3 +285,27 @@ def test_target_train_state_update_and_scan() -> None:
         strict=True,
     ):
         np.testing.assert_allclose(t, 0.25 * p + 0.75 * old, rtol=1e-6, atol=1e-7)
+
+
+def test_conditioned_actor_is_the_head_on_concatenated_inputs() -> None:
+    """`ConditionedActor` adds context columns and nothing else: its output is the wrapped
+    head's on ``concat(s, c)``, a single context broadcasts over the batch, and its
+    parameters are the head's (input width S + C) under ``actor``."""
+    from hybridrl.networks import ConditionedActor, GaussianActor, conditioned_inputs
+
+    head = GaussianActor((8, 8), 2)
+    net = ConditionedActor(head)
+    obs = jax.random.normal(jax.random.PRNGKey(0), (5, 3))
+    ctx = jax.random.normal(jax.random.PRNGKey(1), (5, 4))
+    params = net.init(jax.random.PRNGKey(2), obs, ctx)["params"]
+    assert params["actor"]["MLP_0"]["Dense_0"]["kernel"].shape == (7, 8)
+    params = jax.tree_util.tree_map(
+        lambda x: x + 0.3 * jax.random.normal(jax.random.PRNGKey(3), x.shape), params
+    )
+    got = net.apply({"params": params}, obs, ctx)
+    want = head.apply({"params": params["actor"]}, jnp.concatenate([obs, ctx], -1))
+    np.testing.assert_allclose(got.mean, want.mean, rtol=1e-6)
+    one = net.apply({"params": params}, obs, ctx[0])
+    wide = net.apply({"params": params}, obs, jnp.broadcast_to(ctx[0], (5, 4)))
+    np.testing.assert_allclose(one.mean, wide.mean, rtol=1e-6)
+    assert conditioned_inputs(obs, ctx[0]).shape == (5, 7)

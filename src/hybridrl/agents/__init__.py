@@ -12,6 +12,7 @@ from hybridrl.agents import (
     calql,
     cql,
     edac,
+    famo2o,
     iql,
     ppo,
     props,
@@ -36,6 +37,7 @@ AGENTS: dict[str, ModuleType] = {
     "calql": calql,
     "edac": edac,
     "ro2o": ro2o,
+    "famo2o": famo2o,
     "ppo": ppo,
     "props": props,
 }

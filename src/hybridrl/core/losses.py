@@ -80,6 +80,8 @@ def awr_weights(
     the weight at 100 to bound the variance; AWAC normalizes by the batch instead (softmax),
     which callers can do with ``max_weight=jnp.inf`` and their own normalization.
     ``exp`` may overflow to inf before the clip: the min still returns ``max_weight``.
+    ``inverse_temperature`` may be an array that broadcasts with ``advantages``: FamO2O
+    weights each sample with its own β (`hybridrl.agents.famo2o.family_weights`).
     """
     return _sg(jnp.minimum(jnp.exp(inverse_temperature * advantages), max_weight))
 

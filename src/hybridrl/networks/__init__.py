@@ -1,5 +1,6 @@
 """Flax (linen) networks: MLPs, vmapped ensembles, value and policy heads."""
 
+from hybridrl.networks.conditioned import ConditionedActor, conditioned_inputs, sinusoidal_code
 from hybridrl.networks.ensemble import (
     Ensemble,
     ensemble_mean,
@@ -22,6 +23,7 @@ from hybridrl.networks.mlp import MLP, default_init
 
 __all__ = [
     "MLP",
+    "ConditionedActor",
     "DeterministicActor",
     "Ensemble",
     "EnsembleCritic",
@@ -33,8 +35,10 @@ __all__ = [
     "StateValue",
     "TanhGaussianActor",
     "Temperature",
+    "conditioned_inputs",
     "default_init",
     "ensemble_mean",
     "ensemble_min",
+    "sinusoidal_code",
     "subsample_ensemble_min",
 ]

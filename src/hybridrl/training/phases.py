@@ -102,10 +102,11 @@ class SetConfig(Hook):
                 f"set_config: {type(config).__module__}.Config has no field(s) "
                 f"{', '.join(unknown)}; fields: {', '.join(sorted(names))}"
             )
+        init_only = init_only_fields(config)
         fixed = sorted(
-            name
-            for name in set(self.values) & init_only_fields(config)
-            if self.values[name] != getattr(config, name)
+            k
+            for k, v in self.values.items()
+            if k in init_only and (tuple(v) if isinstance(v, list) else v) != getattr(config, k)
         )
         if fixed:
             raise HybridRLError(
@@ -113,7 +114,10 @@ class SetConfig(Hook):
                 "read only when the agent state is built (networks, optimizers), so changing "
                 "them at a switch would be ignored; set them in the recipe's config instead"
             )
-        new_config = dataclasses.replace(config, **dict(self.values))
+        # What is left of them restates the value in effect: keep the config's own (a TOML
+        # list for a tuple field would otherwise replace a hashable static field).
+        changes = {k: v for k, v in self.values.items() if k not in init_only}
+        new_config = dataclasses.replace(config, **changes)
         state = dataclasses.replace(learner.state, config=new_config)
         return dataclasses.replace(learner, state=state)
 

@@ -31,6 +31,8 @@ The registered presets, with the paper each follows and our deviations:
 - ``ro2o`` (and ``offline:ro2o``) — RO2O (Wen et al., 2024): smooth, uncertainty-penalised
   SAC-N pretraining, frozen-policy warm-up without the dataset, SAC-N fine-tuning:
   `hybridrl.training.ro2o`.
+- ``famo2o`` — FamO2O over IQL (Wang et al., 2023): a β-conditioned family offline, a
+  balance model choosing β per state online: `hybridrl.training.famo2o`.
 
 ``calql``, ``rlpd``, ``wsrl`` and ``wsrl_cql`` take the official sparse-reward (AntMaze)
 settings on a sparse-reward dataset (``reward_kind="auto"``; their ``sparse_variant``, also
@@ -588,7 +590,14 @@ RECIPES: dict[str, Callable[[], Recipe]] = {
     "rebrac": lambda: _rebrac("rebrac"),
     "rebrac_finetune": lambda: _rebrac("rebrac_finetune"),
     "ro2o": lambda: _ro2o("ro2o"),
+    "famo2o": lambda: _famo2o(),
 }
+
+
+def _famo2o() -> Recipe:
+    from hybridrl.training.famo2o import famo2o  # that module imports Recipe from this one
+
+    return famo2o()
 
 
 def _riql() -> Recipe:
