@@ -59,7 +59,7 @@ def comblock_id(horizon: int) -> str:
 
 def observation_dim(horizon: int) -> int:
     """2^⌈log2(H + 4)⌉: room for 3 latents and H + 1 levels (h = H after the last step)."""
-    return 2 ** int(math.ceil(math.log2(horizon + 4)))
+    return 2 ** math.ceil(math.log2(horizon + 4))
 
 
 class ComblockEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -75,7 +75,7 @@ class ComblockEnv(gym.Env[np.ndarray, np.ndarray]):
             ``reset(seed=...)`` as usual.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata = {"render_modes": []}  # noqa: RUF012 (gymnasium declares it an instance attribute)
 
     def __init__(
         self,
@@ -123,10 +123,10 @@ class ComblockEnv(gym.Env[np.ndarray, np.ndarray]):
         k = self.discrete_action(np.asarray(action, np.float64), rng)
         correct = self.latent != DEAD and k == self.correct_action(self.latent, self.h)
         last = self.h == self.horizon - 1
+        # the correct action keeps A/B (switching, except on the last step); else dead
+        nxt = DEAD
         if correct:
             nxt = (1 - self.latent) if (switch and not last) else self.latent
-        else:
-            nxt = DEAD
         reward = 0.0
         if last:
             reward = 1.0 if correct else (self.anti_r if anti else 0.0)
