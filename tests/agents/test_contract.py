@@ -41,6 +41,7 @@ TINY_CONFIGS = {
     "calql": lambda m: m.Config(hidden_dims=(16, 16), num_samples=3),
     "edac": lambda m: m.Config(hidden_dims=(16, 16), num_qs=3),
     "ppo": lambda m: m.Config(hidden_dims=(16, 16), update_epochs=2, num_minibatches=4),
+    "npg": lambda m: m.Config(hidden_dims=(8, 8), critic_hidden_dims=(16, 16), hybrid=False),
     "props": lambda m: m.Config(
         hidden_dims=(16, 16), update_epochs=2, num_minibatches=4, props_update_epochs=2
     ),

@@ -13,6 +13,7 @@ from hybridrl.agents import (
     cql,
     edac,
     iql,
+    npg,
     ppo,
     props,
     rebrac,
@@ -35,6 +36,7 @@ AGENTS: dict[str, ModuleType] = {
     "calql": calql,
     "edac": edac,
     "ppo": ppo,
+    "npg": npg,
     "props": props,
 }
 

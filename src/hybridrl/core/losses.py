@@ -402,3 +402,42 @@ def ppo_approx_kl(log_ratio: Array) -> tuple[jax.Array, jax.Array]:
 def ppo_clip_fraction(log_ratio: Array, clip_coef: float | Array) -> jax.Array:
     """Fraction of samples whose ratio left the trust region, ``mean(|rho - 1| > eps)``."""
     return jnp.mean((jnp.abs(jnp.exp(_sg(log_ratio)) - 1.0) > clip_coef).astype(jnp.float32))
+
+
+# ----------------------------------------------------------------------------- NPG / HNPG
+def diag_gaussian_kl(mean0: Array, log_std0: Array, mean1: Array, log_std1: Array) -> jax.Array:
+    """KL(N(μ0, σ0²) || N(μ1, σ1²)) of diagonal Gaussians, summed over the last axis:
+    ``Σ_i [log σ1 − log σ0 + (σ0² + (μ0 − μ1)²) / (2 σ1²) − ½]`` (elementwise over the batch;
+    the ``get_kl`` of pytorch-trpo, which HNPG's ``trpo.py`` keeps). No stop-gradient: the
+    Fisher-vector product differentiates it in the second argument with the first held fixed
+    by the caller."""
+    var0, var1 = jnp.exp(2.0 * log_std0), jnp.exp(2.0 * log_std1)
+    kl = log_std1 - log_std0 + (var0 + jnp.square(mean0 - mean1)) / (2.0 * var1) - 0.5
+    return jnp.sum(kl, axis=-1)
+
+
+def importance_surrogate_loss(
+    log_probs: Array, old_log_probs: Array, advantages: Array
+) -> jax.Array:
+    """TRPO's surrogate ``L(θ) = −mean(A · π_θ(a|s) / π_old(a|s))`` (Schulman et al., 2015;
+    HNPG ``update_policy.get_loss``); ``old_log_probs`` and the advantages are constants
+    (stop-gradient). Its gradient at θ = θ_old is the policy gradient −E[A ∇ log π]."""
+    ratio = jnp.exp(log_probs - _sg(old_log_probs))
+    return -jnp.mean(_sg(advantages) * ratio)
+
+
+def hybrid_critic_loss(
+    q_online: Array,
+    online_targets: Array,
+    q_offline: Array,
+    offline_targets: Array,
+    offline_weight: float | Array = 1.0,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """HNPG's hybrid fitted policy evaluation (Zhou et al., 2024, Alg. 2; ``TRPO.update_q``):
+    ``L(Q) = mean_on (Q(s,a) − R̂)² + w · mean_off (Q(s,a) − y)²`` with R̂ the online return
+    targets and y the fitted-Q targets of the offline rows (`td_target` with Q(s', a'~π)).
+    ``w`` is 1 for HNPG and 0 for the on-policy NPG baseline (``HYBRID = False``). Targets are
+    constants (stop-gradient). Returns ``(loss, online term, offline term)``."""
+    on = jnp.mean(jnp.square(q_online - _sg(online_targets)))
+    off = jnp.mean(jnp.square(q_offline - _sg(offline_targets)))
+    return on + offline_weight * off, on, off

@@ -16,6 +16,7 @@ from hybridrl.networks.heads import (
     StateActionValue,
     StateValue,
     TanhGaussianActor,
+    TanhStateActionValue,
     Temperature,
 )
 from hybridrl.networks.mlp import MLP, default_init
@@ -32,6 +33,7 @@ __all__ = [
     "StateActionValue",
     "StateValue",
     "TanhGaussianActor",
+    "TanhStateActionValue",
     "Temperature",
     "default_init",
     "ensemble_mean",
