@@ -141,12 +141,14 @@ def _p_open(run_dir: Path, last: int) -> float:
     return float(np.mean(np.asarray(returns[-last:]) >= 1.0))
 
 
+@pytest.mark.slow
 def test_hnpg_learns_comblock_h3(comblock3, tmp_path):
-    """A random policy opens the H = 3 lock w.p. ~1e-3; HNPG from the ε-greedy data opens it
-    most of the time after 30 iterations of 300 steps (official networks and constants)."""
-    recipe = get_recipe("hnpg").with_budget(on_policy_steps=9000)
+    """A random policy opens the H = 3 lock w.p. ~1e-3 per episode; HNPG with the official
+    constants, fed the ε-greedy data, opens it in most episodes after 45 iterations of 1,000
+    steps (docs/results.md, section 13: seed 0 crosses 0.5 at ~35k steps). About a minute."""
+    recipe = get_recipe("hnpg").with_budget(on_policy_steps=45_000)
     recipe = dataclasses.replace(
-        recipe, phases=(dataclasses.replace(recipe.phases[0], rollout_steps=300),)
+        recipe, phases=(dataclasses.replace(recipe.phases[0], rollout_steps=100),)
     )
     run(
         recipe,
@@ -154,7 +156,8 @@ def test_hnpg_learns_comblock_h3(comblock3, tmp_path):
         dataset=comblock3,
         run_dir=tmp_path / "run",
         progress=False,
+        num_envs=10,
         eval_interval=10**9,
         checkpoint_interval=10**9,
     )
-    assert _p_open(tmp_path / "run", 200) > 0.5
+    assert _p_open(tmp_path / "run", 500) > 0.5
