@@ -43,6 +43,7 @@ TINY_CONFIGS = {
     "ro2o": lambda m: m.Config(hidden_dims=(16, 16), num_qs=3, num_perturb=3, utd_ratio=2),
     "famo2o": lambda m: m.Config(hidden_dims=(16, 16), beta_min=1.0, beta_max=5.0),
     "ppo": lambda m: m.Config(hidden_dims=(16, 16), update_epochs=2, num_minibatches=4),
+    "npg": lambda m: m.Config(hidden_dims=(8, 8), critic_hidden_dims=(16, 16), hybrid=False),
     "props": lambda m: m.Config(
         hidden_dims=(16, 16), update_epochs=2, num_minibatches=4, props_update_epochs=2
     ),

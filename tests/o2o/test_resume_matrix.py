@@ -18,7 +18,7 @@ import jax
 import numpy as np
 import pytest
 
-from hybridrl.agents import agent_spec
+from hybridrl.agents import agent_spec, get_agent
 from hybridrl.training.phases import Offline, OnPolicy
 from hybridrl.training.recipes import RECIPES, Recipe, get_recipe
 from hybridrl.training.runner import Runner, run
@@ -58,9 +58,10 @@ def _recipe(name: str) -> Recipe:
             dataclasses.replace(p, rollout_steps=2) if isinstance(p, OnPolicy) else p
             for p in recipe.phases
         )
-        recipe = dataclasses.replace(recipe, phases=phases).with_config(
-            num_minibatches=2, update_epochs=2
-        )
+        recipe = dataclasses.replace(recipe, phases=phases)
+        fields = {f.name for f in dataclasses.fields(get_agent(recipe.agent).Config)}
+        if "num_minibatches" in fields:  # PPO's family (NPG takes whole batches)
+            recipe = recipe.with_config(num_minibatches=2, update_epochs=2)
         if recipe.agent == "props":  # behaviour updates inside rollouts and at their ends
             recipe = recipe.with_config(props_num_steps=2, props_update_epochs=2)
     if sampler:
@@ -103,6 +104,7 @@ DEFAULT_TIER = {
     ("ppo_buffer", "on_policy"),
     ("ppo_discrete", "on_policy"),
     ("props", "on_policy"),
+    ("hnpg", "on_policy"),  # dataset rows drawn per update (their key is part of the run's)
     ("rebrac_finetune", "online"),  # the β_a decay, a function of the update counter
 }
 assert set(CASES) >= DEFAULT_TIER, "a default-tier case names no recipe phase"

@@ -14,6 +14,7 @@ from hybridrl.agents import (
     edac,
     famo2o,
     iql,
+    npg,
     ppo,
     props,
     rebrac,
@@ -39,6 +40,7 @@ AGENTS: dict[str, ModuleType] = {
     "ro2o": ro2o,
     "famo2o": famo2o,
     "ppo": ppo,
+    "npg": npg,
     "props": props,
 }
 

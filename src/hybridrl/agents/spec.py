@@ -86,6 +86,11 @@ class AgentSpec:
             ``corrupted`` extra marks (1.0 for a row that a ``corrupted_<kind>`` extra of
             `hybridrl.data.corrupt` marks) and on the others, when the batch carries it; an
             offline-only run keeps that column for it.
+        needs_offline_rows: ``config -> bool``, whether its on-policy ``update`` takes dataset
+            rows besides the rollout, as ``update(state, batch, key, offline)`` with
+            ``offline`` a `Transitions` batch the runner samples uniformly from the dataset
+            (HNPG: fitted-Q targets and offline advantages). An `OnPolicy` phase feeds them at
+            its ``offline_ratio``, which must be > 0 exactly when this is true.
         sampling_error: the agent has ``sampling_error(state, rollout, key) -> scalar``, the
             PROPS paper's metric of how far the data are from the current policy; an
             `OnPolicy` phase with ``sampling_error_interval`` logs it.
@@ -102,6 +107,7 @@ class AgentSpec:
     behaviour_interval: Callable[[Any], int] = _zero
     sampling_error: bool = False
     corruption_metrics: bool = False
+    needs_offline_rows: Callable[[Any], bool] = _never
 
 
 def utd_minibatches(config: Any) -> int:

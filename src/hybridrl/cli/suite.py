@@ -165,6 +165,37 @@ def datasets_build(
     )
 
 
+@datasets_app.command("comblock")
+def datasets_comblock(
+    out: Annotated[str, typer.Option("--out", "-o", help="Where to write the dataset.")],
+    horizon: Annotated[int, typer.Option(help="H, the lock's length.")] = 10,
+    episodes: Annotated[int, typer.Option(help="Episodes to collect.")] = 5000,
+    epsilon: Annotated[
+        float | None, typer.Option(help="Probability of a uniform action (default: 1/H).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the episodes.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+) -> None:
+    """HNPG's offline data for hybridrl/Comblock-H<H>-v0: the optimal policy with ε-greedy
+    exploration (uniform actions in [0, 1]^10 with probability ε = 1/H), as the official
+    collect_offline.py.
+
+    Example: hybridrl datasets comblock --horizon 10 --episodes 5000 --out comblock10.npz,
+    then hybridrl run hnpg --dataset comblock10.npz (the env id is in its metadata).
+    """
+    from hybridrl.data import save_dataset
+    from hybridrl.envs.comblock import collect_offline
+
+    refuse_overwrite(out, overwrite)
+    ds = collect_offline(horizon, episodes, epsilon=epsilon, seed=seed)
+    where = save_dataset(ds, out, overwrite=overwrite)
+    opened = ds.metadata.provenance["episodes_reaching_the_end"]
+    typer.echo(
+        f"wrote {where}: {len(ds)} transitions, {episodes} episodes of {ds.metadata.env_id} "
+        f"({opened} open the lock)"
+    )
+
+
 @datasets_app.command("mix")
 def datasets_mix(
     random: Annotated[str, typer.Option(help="The low-return source, e.g. a random dataset.")],

@@ -493,3 +493,34 @@ def policy_smoothness_loss(
     """
     kl = symmetric_gaussian_kl(mean[:, None], log_std[:, None], mean_perturbed, log_std_perturbed)
     return jnp.mean(jnp.max(kl, axis=-1))
+
+# ----------------------------------------------------------------------------- NPG / HNPG
+# The KL of NPG's trust region (pytorch-trpo's ``get_kl``, kept by HNPG's ``trpo.py``) is
+# `gaussian_kl` above; the Fisher-vector product differentiates it in its second Gaussian.
+
+
+def importance_surrogate_loss(
+    log_probs: Array, old_log_probs: Array, advantages: Array
+) -> jax.Array:
+    """TRPO's surrogate ``L(θ) = −mean(A · π_θ(a|s) / π_old(a|s))`` (Schulman et al., 2015;
+    HNPG ``update_policy.get_loss``); ``old_log_probs`` and the advantages are constants
+    (stop-gradient). Its gradient at θ = θ_old is the policy gradient −E[A ∇ log π]."""
+    ratio = jnp.exp(log_probs - _sg(old_log_probs))
+    return -jnp.mean(_sg(advantages) * ratio)
+
+
+def hybrid_critic_loss(
+    q_online: Array,
+    online_targets: Array,
+    q_offline: Array,
+    offline_targets: Array,
+    offline_weight: float | Array = 1.0,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """HNPG's hybrid fitted policy evaluation (Zhou et al., 2024, Alg. 2; ``TRPO.update_q``):
+    ``L(Q) = mean_on (Q(s,a) − R̂)² + w · mean_off (Q(s,a) − y)²`` with R̂ the online return
+    targets and y the fitted-Q targets of the offline rows (`td_target` with Q(s', a'~π)).
+    ``w`` is 1 for HNPG and 0 for the on-policy NPG baseline (``HYBRID = False``). Targets are
+    constants (stop-gradient). Returns ``(loss, online term, offline term)``."""
+    on = jnp.mean(jnp.square(q_online - _sg(online_targets)))
+    off = jnp.mean(jnp.square(q_offline - _sg(offline_targets)))
+    return on + offline_weight * off, on, off

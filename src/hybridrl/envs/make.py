@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from hybridrl.envs.comblock import prepare_comblock
 from hybridrl.envs.minigrid import prepare_minigrid
 from hybridrl.types import HybridRLError, SpaceSpec
 
@@ -17,9 +18,11 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
 
     The spaces are checked up front: hybridrl handles Box observations and Box or Discrete
     actions. MiniGrid tasks take an observation adapter in the id
-    (``minigrid-onehot/MiniGrid-Empty-5x5-v0``, `hybridrl.envs.minigrid`).
+    (``minigrid-onehot/MiniGrid-Empty-5x5-v0``, `hybridrl.envs.minigrid`); a Comblock of any
+    horizon is registered on first use (``hybridrl/Comblock-H7-v0``, `hybridrl.envs.comblock`).
     """
     prepare_minigrid(env_id)
+    prepare_comblock(env_id)
     try:
         env = gym.make(env_id, **kwargs)
     except TypeError as exc:  # an argument the env's constructor does not take
@@ -206,6 +209,7 @@ def recorded_env_options(
     if not isinstance(spec, dict) or spec.get("id") != env_id:
         return None, None
     prepare_minigrid(env_id)  # a MiniGrid adapter id is registered on first use
+    prepare_comblock(env_id)  # so is a Comblock of an unlisted horizon
     try:
         registered = gym.spec(env_id)
     except gym.error.Error:

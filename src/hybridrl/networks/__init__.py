@@ -17,6 +17,7 @@ from hybridrl.networks.heads import (
     StateActionValue,
     StateValue,
     TanhGaussianActor,
+    TanhStateActionValue,
     Temperature,
 )
 from hybridrl.networks.mlp import MLP, default_init
@@ -34,6 +35,7 @@ __all__ = [
     "StateActionValue",
     "StateValue",
     "TanhGaussianActor",
+    "TanhStateActionValue",
     "Temperature",
     "conditioned_inputs",
     "default_init",

@@ -319,3 +319,18 @@ class PPOStateValue(nn.Module):
         x = _ppo_trunk(self.hidden_dims)(observations)
         v = nn.Dense(1, kernel_init=nn.initializers.orthogonal(PPO_VALUE_GAIN), name="value")(x)
         return v[..., 0]
+
+
+class TanhStateActionValue(nn.Module):
+    """Q(s, a) with a tanh trunk on ``[s, a]`` and a small output layer, shape (...,): HNPG's
+    ``QValue`` (2 × 64 tanh, output weights scaled by 0.1 at init, zero bias). Initialised
+    with the PPO trunk's orthogonal √2 and gain 0.1 on the output (torch's default uniform
+    init × 0.1 in the official code)."""
+
+    hidden_dims: Sequence[int]
+
+    @nn.compact
+    def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
+        x = _ppo_trunk(self.hidden_dims)(jnp.concatenate([observations, actions], axis=-1))
+        q = nn.Dense(1, kernel_init=nn.initializers.orthogonal(0.1), name="value")(x)
+        return q[..., 0]

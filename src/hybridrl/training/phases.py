@@ -11,7 +11,8 @@ Four phase kinds cover the offline-to-online and on-policy literature:
   ``offline_ratio > 0``, from the dataset at that ratio (RLPD's symmetric sampling is 0.5).
 - `OnPolicy`: ``steps`` environment steps in rollouts of ``rollout_steps`` per env, each
   followed by one on-policy update (PPO's epochs × minibatches) on the last ``keep_batches``
-  rollouts (PPO, PPO with reused data, PROPS).
+  rollouts (PPO, PPO with reused data, PROPS); with ``offline_ratio > 0``, each update also
+  gets a fresh uniform sample of dataset rows (HNPG's hybrid critic and policy step).
 
 Hooks transform the run's `Learner` (agent state, buffers) at the start of a phase — the
 "switch" is nothing more than the hooks of the first phase after pretraining:
@@ -407,6 +408,13 @@ class OnPolicy(Phase):
         sampling_error_interval: log the agent's sampling error of the kept data (the PROPS
             paper's metric) before every this many updates; 0: never. Its cost is a
             maximum-likelihood fit per measurement.
+        offline_ratio: the dataset's share of the rows of each update, for agents that
+            declare ``needs_offline_rows`` (HNPG): with B rollout rows, the runner samples
+            ``round(B r / (1 - r))`` dataset transitions uniformly (with replacement, fresh
+            for every update) and passes them to ``update(state, batch, key, offline)``.
+            0.5: as many offline rows as online ones (HNPG's official batch). 0: none, and
+            an agent that needs them is refused; > 0 with an agent that does not is refused
+            too. Must be below 1.
     """
 
     steps: int = 0
@@ -414,6 +422,7 @@ class OnPolicy(Phase):
     keep_batches: int = 1
     anneal_lr: bool = False
     sampling_error_interval: int = 0
+    offline_ratio: float = 0.0
     kind: ClassVar[str] = "on_policy"
 
     @property
@@ -425,6 +434,15 @@ class OnPolicy(Phase):
         _positive(self, "rollout_steps", self.rollout_steps)
         _positive(self, "keep_batches", self.keep_batches)
         _positive(self, "sampling_error_interval", self.sampling_error_interval, allow_zero=True)
+        if not 0.0 <= self.offline_ratio < 1.0:
+            raise HybridRLError(
+                f"phase '{self.label}': offline_ratio must be in [0, 1), got {self.offline_ratio}"
+            )
+
+    def offline_rows(self, online_rows: int) -> int:
+        """Dataset rows to add to ``online_rows`` rollout rows (``offline_ratio``)."""
+        r = self.offline_ratio
+        return round(online_rows * r / (1.0 - r)) if r > 0 else 0
 
 
 PHASES: dict[str, type[Phase]] = {p.kind: p for p in (Offline, Warmup, Online, OnPolicy)}

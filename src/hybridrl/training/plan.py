@@ -183,6 +183,19 @@ def _check_agents(recipe: Recipe, data: PreparedData, chain: list[tuple[str, Any
                 f"phase '{phase.label}' is on-policy, but agent '{agent}' learns from replay "
                 "(use online/offline phases)"
             )
+        if isinstance(phase, OnPolicy) and spec.needs_offline_rows(config) != (
+            phase.offline_ratio > 0
+        ):
+            raise HybridRLError(
+                f"phase '{phase.label}': agent '{agent}' "
+                + (
+                    "learns from dataset rows under this config: give the phase an "
+                    "offline_ratio > 0 (hnpg: 0.5)"
+                    if spec.needs_offline_rows(config)
+                    else "takes no dataset rows under this config: set the phase's "
+                    "offline_ratio to 0 (npg with hybrid=true takes them)"
+                )
+            )
         if (
             isinstance(phase, OnPolicy)
             and phase.sampling_error_interval

@@ -214,7 +214,7 @@ class Recipe:
                     )
                 dropped = dropped or isinstance(hook, DropOfflineData)
             uses_data = isinstance(phase, Offline) or (
-                isinstance(phase, Online) and phase.offline_ratio > 0
+                isinstance(phase, Online | OnPolicy) and phase.offline_ratio > 0
             )
             if dropped and uses_data:
                 raise HybridRLError(
@@ -226,7 +226,7 @@ class Recipe:
     def needs_dataset(self) -> bool:
         return any(
             isinstance(p, Offline)
-            or (isinstance(p, Online) and p.offline_ratio > 0)
+            or (isinstance(p, Online | OnPolicy) and p.offline_ratio > 0)
             or any(isinstance(h, SeedBuffer) for h in p.hooks)
             for p in self.phases
         )
@@ -586,6 +586,8 @@ RECIPES: dict[str, Callable[[], Recipe]] = {
     "ppo_discrete": ppo_discrete,
     "ppo_buffer": ppo_buffer,
     "props": props,
+    "npg": lambda: _hnpg("npg"),
+    "hnpg": lambda: _hnpg("hnpg"),
     "riql": lambda: _riql(),
     "rebrac": lambda: _rebrac("rebrac"),
     "rebrac_finetune": lambda: _rebrac("rebrac_finetune"),
@@ -598,6 +600,11 @@ def _famo2o() -> Recipe:
     from hybridrl.training.famo2o import famo2o  # that module imports Recipe from this one
 
     return famo2o()
+
+def _hnpg(name: str) -> Recipe:
+    from hybridrl.training import hnpg  # that module imports Recipe from this one
+
+    return hnpg.hnpg() if name == "hnpg" else hnpg.npg()
 
 
 def _riql() -> Recipe:

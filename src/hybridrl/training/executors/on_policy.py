@@ -7,7 +7,11 @@ observations and rewards with the running statistics in the agent state, and sam
 actions); per rollout one ``prepare`` (log-probs and values under the current parameters,
 GAE) and one ``update``. The agent functions used (`hybridrl.agents.ppo`'s API):
 ``normalize_observations``, ``apply_observation_norm``, ``normalize_rewards``,
-``sample_actions``, ``prepare``, ``update``; with PROPS also ``update_behaviour``.
+``sample_actions``, ``prepare``, ``update``; with PROPS also ``update_behaviour``. An agent
+that declares ``needs_offline_rows`` (HNPG) gets ``update(state, batch, key, offline)``: a
+fresh uniform sample of ``phase.offline_rows(B)`` dataset transitions per update (the key of
+that draw is split from the run key only for such agents, so other agents' runs are
+unchanged).
 
 Segments and resume: as in the replay executor, a segment starts with every env reset from a
 seed derived from (seed, env step, env index); it ends at the first rollout boundary at or
@@ -31,9 +35,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybridrl.agents import agent_spec, get_agent
+from hybridrl.data.replay import replay_sample
 from hybridrl.data.rollout import Rollout, concatenate, keep_last
 from hybridrl.training.context import Counters, RunContext, derived_seed
 from hybridrl.training.phases import Learner, OnPolicy
+from hybridrl.types import HybridRLError
 
 
 @cache
@@ -105,6 +111,7 @@ def _compiled(agent: ModuleType, discrete: bool) -> dict[str, Any]:
         "sample": jax.jit(sample),
         "prepare": jax.jit(agent.prepare),
         "update": jax.jit(agent.update),
+        "offline_sample": jax.jit(replay_sample, static_argnums=2),
     }
 
 
@@ -219,7 +226,15 @@ def _segment(
             sampling_error = fn["sampling_error"](state, kept, k_error)
         key, k_update = jax.random.split(key)
         batch = fn["prepare"](state, kept)
-        state, metrics = fn["update"](state, batch, k_update)
+        if agent_spec(learner.agent_name).needs_offline_rows(state.config):
+            if learner.offline is None:  # plan_run and Recipe.validate refuse this first
+                raise HybridRLError(f"phase '{phase.label}': the agent needs dataset rows")
+            key, k_offline = jax.random.split(key)
+            rows = phase.offline_rows(kept.num_steps * kept.num_envs)
+            offline = fn["offline_sample"](learner.offline, k_offline, rows)
+            state, metrics = fn["update"](state, batch, k_update, offline)
+        else:
+            state, metrics = fn["update"](state, batch, k_update)
         if sampling_error is not None:
             metrics = {**metrics, "sampling_error": sampling_error}
         if behaviour_metrics:
