@@ -494,6 +494,7 @@ def policy_smoothness_loss(
     kl = symmetric_gaussian_kl(mean[:, None], log_std[:, None], mean_perturbed, log_std_perturbed)
     return jnp.mean(jnp.max(kl, axis=-1))
 
+
 # ----------------------------------------------------------------------------- NPG / HNPG
 # The KL of NPG's trust region (pytorch-trpo's ``get_kl``, kept by HNPG's ``trpo.py``) is
 # `gaussian_kl` above; the Fisher-vector product differentiates it in its second Gaussian.
