@@ -33,9 +33,8 @@ import numpy as np
 
 from hybridrl.agents import get_agent
 from hybridrl.agents.edac import sac_n_config
-from hybridrl.data.collect import NoiseConfig, collect, evaluate_policy
+from hybridrl.demo import demo_dataset
 from hybridrl.evaluation.robustness import METRIC_NAMES, agent_robustness
-from hybridrl.policies import PendulumSwingUp
 from hybridrl.training.offline import unit_actions
 from hybridrl.training.phases import Offline
 from hybridrl.training.recipes import Recipe, offline_recipe
@@ -44,21 +43,6 @@ from hybridrl.training.runner import run
 ENV = "Pendulum-v1"
 CPU = {"num_qs": 5, "hidden_dims": (64, 64)}
 TRAIN_EPS, WIDE_EPS = 0.01, 0.05
-
-
-def demo_dataset(steps: int, seed: int) -> Any:
-    """The ``hybridrl demo`` dataset: the swing-up controller with half its actions random."""
-    expert = float(evaluate_policy(ENV, PendulumSwingUp(), 10, seed=seed + 1).mean())
-    return collect(
-        ENV,
-        PendulumSwingUp(),
-        num_steps=steps,
-        seed=seed,
-        noise=NoiseConfig(random_action_prob=0.5),
-        ref_max_score=expert,
-        name="pendulum-swingup-mixed",
-        progress=False,
-    )
 
 
 def recipe_for(agent: str, updates: int, num_perturb: int, ro2o_set: dict[str, float]) -> Recipe:
@@ -157,7 +141,7 @@ def main() -> None:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
     before = hardware()
-    dataset = demo_dataset(args.dataset_steps, 0)
+    dataset = demo_dataset(args.dataset_steps, 0, progress=False)
     rows = [one_run(agent, s, args, dataset) for s in seeds for agent in ("ro2o", "sac")]
     cols = [
         "agent",

@@ -39,18 +39,15 @@ DEMO_RECIPE_CONFIG: dict[str, dict[str, Any]] = {
 }
 
 
-def build_dataset(out_dir: Path, steps: int, seed: int, echo: Callable[[str], None]) -> Any:
-    """Step 1: collect, inspect, save in every format and reload."""
-    from hybridrl.data import load_dataset, save_dataset
+def demo_dataset(steps: int, seed: int, progress: bool = True) -> Any:
+    """The demo's data: ``steps`` transitions of the Pendulum swing-up controller with half its
+    actions uniform random, its noiseless return as the expert reference of normalized scores
+    (also the data of the RO2O CPU validation)."""
     from hybridrl.data.collect import NoiseConfig, collect, evaluate_policy
-    from hybridrl.data.inspect import format_report, inspect_dataset, plot_return_histogram
     from hybridrl.policies import PendulumSwingUp
 
-    # The demo never writes into the user's own Minari store.
-    os.environ["MINARI_DATASETS_PATH"] = str((out_dir / "minari").resolve())
-    # The noiseless controller is the "expert" reference of normalized scores and TQ.
     expert = float(evaluate_policy(DEMO_ENV, PendulumSwingUp(), 10, seed=seed + 1).mean())
-    ds = collect(
+    return collect(
         DEMO_ENV,
         PendulumSwingUp(),
         num_steps=steps,
@@ -58,7 +55,19 @@ def build_dataset(out_dir: Path, steps: int, seed: int, echo: Callable[[str], No
         noise=NoiseConfig(random_action_prob=0.5),
         ref_max_score=expert,
         name="pendulum-swingup-mixed",
+        progress=progress,
     )
+
+
+def build_dataset(out_dir: Path, steps: int, seed: int, echo: Callable[[str], None]) -> Any:
+    """Step 1: collect, inspect, save in every format and reload."""
+    from hybridrl.data import load_dataset, save_dataset
+    from hybridrl.data.inspect import format_report, inspect_dataset, plot_return_histogram
+
+    # The demo never writes into the user's own Minari store.
+    os.environ["MINARI_DATASETS_PATH"] = str((out_dir / "minari").resolve())
+    # The noiseless controller is the "expert" reference of normalized scores and TQ.
+    ds = demo_dataset(steps, seed)
     echo(format_report(inspect_dataset(ds)))
     plot_return_histogram(ds, out_dir / "returns.png")
     targets = [
