@@ -199,7 +199,8 @@ def _score(summary: dict[str, Any] | None, metric: str) -> float | None:
 
 
 class Progress:
-    """One status line: runs done/running/failed and the best score so far (redrawn in
+    """One status line: runs done, in flight (submitted to Ray: running, or waiting for the
+    CPUs their ``[resources]`` ask for) and failed, and the best score so far (redrawn in
     place on a terminal, printed on each change otherwise)."""
 
     def __init__(self, total: int, metric: str, echo: Callable[[str], None] | None) -> None:
@@ -213,7 +214,10 @@ class Progress:
             if best and best.score is not None
             else f"best {self.metric} -"
         )
-        line = f"sweep: {done}/{self.total} done, {running} running, {failed} failed; {best_text}"
+        line = (
+            f"sweep: {done}/{self.total} done, {running} in flight (running or queued for a "
+            f"CPU), {failed} failed; {best_text}"
+        )
         if line == self.last:
             return
         self.last = line
