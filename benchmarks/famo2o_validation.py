@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -39,6 +37,7 @@ from hybridrl.agents import famo2o
 from hybridrl.data.collect import NoiseConfig, collect
 from hybridrl.data.dataset import Dataset
 from hybridrl.envs.maze import ENV_IDS, MazeWaypointController
+from hybridrl.evaluation.machine import describe_machine
 from hybridrl.policies import PendulumSwingUp
 from hybridrl.training.famo2o import famo2o as famo2o_recipe
 from hybridrl.training.recipes import Recipe, get_recipe
@@ -65,22 +64,6 @@ def task_data(task: str, noise: float) -> tuple[str, Dataset]:
         noise=NoiseConfig(gaussian_std=noise),
         random_reference_episodes=0,
         progress=False,
-    )
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"{platform.node()}: {model}, nproc {os.cpu_count()}, load average {load}, "
-        f"JAX {jax.__version__} on {jax.default_backend()}"
     )
 
 
@@ -218,7 +201,7 @@ def main() -> None:
 
     print(f"## FamO2O validation ({datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC)\n")
     print("Command: `PYTHONPATH=src python " + " ".join(sys.argv) + "`  ")
-    print(f"Machine: {machine()}  ")
+    print(f"Machine: {describe_machine()}  ")
     print(
         f"Wall time: {time.time() - started:.0f} s; {env_id}, "
         f"{args.offline_updates} offline updates, "

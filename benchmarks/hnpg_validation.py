@@ -26,8 +26,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import platform
-import subprocess
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -37,6 +35,7 @@ import numpy as np
 
 from hybridrl.data.dataset import Dataset
 from hybridrl.envs.comblock import collect_offline, comblock_id
+from hybridrl.evaluation.machine import machine_info
 from hybridrl.training.recipes import Recipe, get_recipe
 from hybridrl.training.runner import run
 
@@ -121,19 +120,6 @@ def one_run(
     }
 
 
-def _machine() -> dict[str, Any]:
-    def sh(cmd: str) -> str:
-        return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
-
-    return {
-        "nproc": sh("nproc"),
-        "cpu": sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip(),
-        "load_before": sh("cat /proc/loadavg"),
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--horizons", default="5,10")
@@ -147,7 +133,7 @@ def main() -> None:
     p.add_argument("--check", type=int, default=5000, help="env steps between stop checks")
     p.add_argument("--out", default=None)
     args = p.parse_args()
-    report: dict[str, Any] = {"machine": _machine(), "args": vars(args), "runs": []}
+    report: dict[str, Any] = {"machine": machine_info(), "args": vars(args), "runs": []}
     for horizon in map(int, args.horizons.split(",")):
         data = collect_offline(horizon, args.offline_episodes, seed=0)
         for name in args.methods.split(","):
@@ -157,7 +143,7 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
                 if args.out:
                     Path(args.out).write_text(json.dumps(report, indent=1))
-    report["machine"]["load_after"] = _machine()["load_before"]
+    report["machine"]["load_after"] = machine_info()["loadavg"]
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1))
 

@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,6 +31,7 @@ import numpy as np
 from hybridrl.agents import get_agent
 from hybridrl.agents.edac import sac_n_config
 from hybridrl.demo import demo_dataset
+from hybridrl.evaluation.machine import machine_info
 from hybridrl.evaluation.robustness import METRIC_NAMES, agent_robustness
 from hybridrl.training.offline import unit_actions
 from hybridrl.training.phases import Offline
@@ -98,29 +96,6 @@ def one_run(agent: str, seed: int, args: argparse.Namespace, dataset: Any) -> di
     return row
 
 
-def hardware() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": model or platform.processor(),
-        "loadavg": [round(x, 2) for x in load] if load else None,
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-        "python": platform.python_version(),
-        "date": subprocess.run(
-            ["date", "-u", "+%Y-%m-%d %H:%M UTC"], capture_output=True, text=True
-        ).stdout.strip(),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--updates", type=int, default=2000)
@@ -140,7 +115,7 @@ def main() -> None:
     args.ro2o_set = {k: float(v) for k, v in (item.split("=", 1) for item in args.ro2o_set)}
     Path(args.out).mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
-    before = hardware()
+    before = machine_info()
     dataset = demo_dataset(args.dataset_steps, 0, progress=False)
     rows = [one_run(agent, s, args, dataset) for s in seeds for agent in ("ro2o", "sac")]
     cols = [
@@ -175,7 +150,7 @@ def main() -> None:
         }
         verdicts.append({"seed": s, **ok})
         print(f"seed {s}: RO2O lower than SAC-N: {ok}")
-    after = hardware()
+    after = machine_info()
     print(f"command: {' '.join([sys.executable, *sys.argv])}")
     print(f"hardware: {json.dumps(before)}; load after: {after['loadavg']}")
     (Path(args.out) / "ro2o_validation.json").write_text(
